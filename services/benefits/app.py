@@ -1,0 +1,24 @@
+"""benefits: programs, eligibility, enrollments, payment runs, ledger."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.benefits.api import enrollments
+from services.benefits.events import HANDLERS
+from services.benefits.models import KERNEL, metadata
+from shared.config import Settings
+from shared.service import ServiceSpec, create_service_app
+
+SPEC = ServiceSpec(
+    name="benefits",
+    title="Lingju benefits (奖励扶助与补贴)",
+    metadata=metadata,
+    kernel=KERNEL,
+    routers=[enrollments.router],
+    handlers=HANDLERS,
+)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    return create_service_app(SPEC, settings)

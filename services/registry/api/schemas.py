@@ -1,0 +1,102 @@
+"""Request and response shapes of the registry API (DESIGN §4a is the contract)."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from services.registry.domain.identity import parse_id_number
+from shared.errors import LocalizedValueError
+
+_PHONE = re.compile(r"^1[3-9]\d{9}$")
+_REGION = re.compile(r"^\d{12}$")
+
+
+class PersonIn(BaseModel):
+    model_config = ConfigDict(str_strip_whitespace=True)
+
+    id_number: str = Field(examples=["11010519491231002X"])
+    name: str = Field(min_length=1, max_length=50, examples=["张三"])
+    phone: str | None = Field(default=None, examples=["13800138000"])
+    region_code: str = Field(examples=["330102001001"], description="12-digit division code")
+    residency: Literal["registered", "floating"] = "registered"
+    household_type: Literal["rural", "urban"]
+
+    @field_validator("id_number")
+    @classmethod
+    def _id_number(cls, v: str) -> str:
+        return parse_id_number(v).id_number  # raises InvalidIdNumber (zh + en)
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, v: str | None) -> str | None:
+        if v is not None and not _PHONE.match(v):
+            raise LocalizedValueError(
+                "手机号应为 11 位大陆手机号", "phone must be an 11-digit mainland mobile"
+            )
+        return v
+
+    @field_validator("region_code")
+    @classmethod
+    def _region(cls, v: str) -> str:
+        if not _REGION.match(v):
+            raise LocalizedValueError("区划代码应为 12 位数字", "region_code must have 12 digits")
+        return v
+
+
+class PersonOut(BaseModel):
+    id: str
+    id_number: str = Field(description="Masked unless the caller is the person or an admin")
+    name: str
+    sex: Literal["male", "female"]
+    birth_date: date
+    phone: str | None
+    region_code: str
+    residency: str
+    household_type: str
+    version: int
+
+
+class MaterialIn(BaseModel):
+    code: str = Field(min_length=1, max_length=60)
+    ref: str = Field(min_length=1, max_length=500, description="Upload reference")
+
+
+class SubjectsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    spouse_id: str | None = None
+    child_id: str | None = None
+
+
+class ApplicationIn(BaseModel):
+    type: str = Field(examples=["only_child_honor"])
+    applicant_id: str
+    subjects: SubjectsIn = Field(default_factory=SubjectsIn)
+    materials: list[MaterialIn] = Field(default_factory=list)
+
+
+class MissingMaterial(BaseModel):
+    code: str
+    name: str
+
+
+class ApplicationOut(BaseModel):
+    id: str
+    application_no: str
+    type: str
+    applicant_id: str
+    status: str
+    level: str | None = Field(description="Review level the application waits at")
+    due_date: date
+    version: int
+    missing_materials: list[MissingMaterial] = []
+    certificate_no: str | None = None
+
+
+class ReviewIn(BaseModel):
+    decision: Literal["approve", "return", "reject"]
+    comment: str | None = Field(default=None, max_length=1000)
+    version: int = Field(ge=1, description="The version you read; a stale one gets 409")

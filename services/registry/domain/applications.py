@@ -1,0 +1,119 @@
+"""Certificate applications (证件申请): the catalogue and the review rules, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from shared.auth import Role
+
+
+class Status(StrEnum):
+    submitted = "submitted"
+    materials_required = "materials_required"  # 一次性告知: waiting for missing materials
+    in_review = "in_review"
+    returned = "returned"
+    rejected = "rejected"
+    issued = "issued"
+    revoked = "revoked"
+
+
+class Decision(StrEnum):
+    approve = "approve"
+    return_ = "return"
+    reject = "reject"
+
+
+# Who reviews at each level (村 / 乡镇 / 县).
+LEVEL_ROLES: dict[str, Role] = {
+    "village": Role.village_worker,
+    "township": Role.township_officer,
+    "county": Role.county_officer,
+}
+
+
+LEVEL_NAMES_ZH = {"village": "村级", "township": "乡镇级", "county": "县级"}
+
+
+@dataclass(frozen=True)
+class Material:
+    code: str
+    name: str
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class CertificateType:
+    code: str
+    name: str
+    enabled: bool
+    time_limit_working_days: int
+    levels: tuple[str, ...]
+    materials: tuple[Material, ...]
+    fee_fen: int
+    number_prefix: str
+    basis: str = ""
+
+    def missing_materials(self, provided: set[str]) -> list[Material]:
+        return [m for m in self.materials if m.required and m.code not in provided]
+
+
+def parse_catalogue(raw: dict[str, Any]) -> dict[str, CertificateType]:
+    out: dict[str, CertificateType] = {}
+    for t in raw.get("types", []):
+        levels = tuple(t["levels"])
+        unknown = set(levels) - set(LEVEL_ROLES)
+        if not levels or unknown:
+            raise ValueError(f"certificate type {t['code']}: bad review levels {levels}")
+        out[t["code"]] = CertificateType(
+            code=t["code"],
+            name=t["name"],
+            enabled=bool(t.get("enabled", True)),
+            time_limit_working_days=int(t["time_limit_working_days"]),
+            levels=levels,
+            materials=tuple(Material(**m) for m in t.get("materials", [])),
+            fee_fen=int(t.get("fee_fen", 0)),
+            number_prefix=t.get("number_prefix", t["code"][:3].upper()),
+            basis=t.get("basis", ""),
+        )
+    return out
+
+
+class ReviewRefused(Exception):
+    def __init__(self, code: str, zh: str, en: str) -> None:
+        super().__init__(en)
+        self.code, self.zh, self.en = code, zh, en
+
+
+@dataclass(frozen=True)
+class ReviewOutcome:
+    status: Status
+    level_index: int
+    issue_certificate: bool
+
+
+def review(
+    status: Status, level_index: int, levels: tuple[str, ...], decision: Decision, role: Role
+) -> ReviewOutcome:
+    """Each approval moves the application up one level; the last one issues the certificate."""
+    if status not in (Status.submitted, Status.in_review):
+        raise ReviewRefused(
+            "invalid_transition",
+            f"当前状态（{status.value}）不能审核",
+            f"An application in status {status.value} cannot be reviewed",
+        )
+    level = levels[level_index]
+    if role is not Role.admin and LEVEL_ROLES[level] is not role:
+        raise ReviewRefused(
+            "wrong_review_level",
+            f"本申请当前处于{LEVEL_NAMES_ZH[level]}审核，您的角色不能审核",
+            f"The application is at the {level} level; your role cannot review it",
+        )
+    if decision is Decision.reject:
+        return ReviewOutcome(Status.rejected, level_index, False)
+    if decision is Decision.return_:
+        return ReviewOutcome(Status.returned, level_index, False)
+    if level_index + 1 < len(levels):
+        return ReviewOutcome(Status.in_review, level_index + 1, False)
+    return ReviewOutcome(Status.issued, level_index, True)

@@ -1,0 +1,23 @@
+"""visits: follow-up plans, worker tasks, visit records, appointments, offline sync."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.visits.events import HANDLERS
+from services.visits.models import KERNEL, metadata
+from shared.config import Settings
+from shared.service import ServiceSpec, create_service_app
+
+SPEC = ServiceSpec(
+    name="visits",
+    title="Lingju visits (随访与预约)",
+    metadata=metadata,
+    kernel=KERNEL,
+    routers=[],  # business endpoints arrive with the visits issue
+    handlers=HANDLERS,
+)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    return create_service_app(SPEC, settings)

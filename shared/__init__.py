@@ -1,0 +1,1 @@
+"""Lingju's common kernel: settings, database, events, auth, errors, crypto, observability."""

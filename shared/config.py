@@ -1,0 +1,91 @@
+"""Every setting of every service, in one place (environment variables prefixed ``LINGJU_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICES = ("registry", "benefits", "visits", "notify")
+ServiceName = Literal["registry", "benefits", "visits", "notify"]
+
+# Only for development and tests: production refuses to start with these (see ``check``).
+DEV_JWT_SECRET = "lingju-development-secret-change-me-0123456789"
+DEV_DATA_KEY = "dev1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+DEV_BLIND_INDEX_KEY = "bGluZ2p1LWRldmVsb3BtZW50LWJsaW5kLWluZGV4LWtleQ=="
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LINGJU_", extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    var_dir: Path = Path("var")
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    # Databases: one per service. Unset means SQLite under var_dir.
+    registry_database_url: str | None = None
+    benefits_database_url: str | None = None
+    visits_database_url: str | None = None
+    notify_database_url: str | None = None
+    db_pool_size: int = 10
+
+    # Where `lingju run` listens (127.0.0.1 by default: a laptop is not a server).
+    host: str = "127.0.0.1"
+    registry_port: int = 8001
+    benefits_port: int = 8002
+    visits_port: int = 8003
+    notify_port: int = 8004
+    # Port of the nats-server `lingju run` starts when LINGJU_NATS_URL is not set.
+    nats_port: int = 4222
+
+    # Messaging
+    nats_url: str = "nats://127.0.0.1:4222"
+    stream_max_age_days: float = 30
+    stream_duplicate_window_seconds: float = 120
+    relay_batch_size: int = 200
+    relay_poll_seconds: float = 1.0
+    relay_max_backoff_seconds: float = 10.0
+    publish_timeout_seconds: float = 5.0
+    outbox_retention_days: float = 7
+    consumer_fetch_batch: int = 50
+    consumer_fetch_timeout_seconds: float = 1.0
+    consumer_ack_wait_seconds: float = 30
+    consumer_max_deliver: int = 5
+    # Delay before redelivery after the n-th failed attempt (the last value repeats).
+    consumer_backoff_seconds: list[float] = Field(default_factory=lambda: [1, 5, 30, 120])
+    consumer_lag_poll_seconds: float = 5.0
+
+    # Auth: HS256 in development; JWKS from an OIDC issuer in production.
+    jwt_secret: str = DEV_JWT_SECRET
+    jwt_jwks_url: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_leeway_seconds: int = 30
+
+    # Personal data: "kid:base64key" pairs, comma separated; the first encrypts new values.
+    data_keys: str = DEV_DATA_KEY
+    blind_index_key: str = DEV_BLIND_INDEX_KEY
+
+    # notify's development provider writes every outgoing message to this file.
+    notify_file_provider_path: Path | None = None
+
+    def database_url(self, service: str) -> str:
+        url = getattr(self, f"{service}_database_url")
+        if url:
+            return url
+        return f"sqlite+aiosqlite:///{(self.var_dir / f'{service}.db').as_posix()}"
+
+    def port(self, service: str) -> int:
+        return int(getattr(self, f"{service}_port"))
+
+    def check(self) -> None:
+        """Refuse to run production with the development secrets."""
+        if self.env != "production":
+            return
+        if self.jwt_secret == DEV_JWT_SECRET and not self.jwt_jwks_url:
+            raise RuntimeError("production needs LINGJU_JWT_JWKS_URL (or a real secret)")
+        if self.data_keys == DEV_DATA_KEY or self.blind_index_key == DEV_BLIND_INDEX_KEY:
+            raise RuntimeError("production needs LINGJU_DATA_KEYS and LINGJU_BLIND_INDEX_KEY")

@@ -1,0 +1,208 @@
+"""RFC 9457 problem+json for every error, zh-CN by default, English on ``Accept-Language: en``.
+
+Every problem carries a stable machine ``code``; clients branch on it, never on the text.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("lingju.errors")
+
+PROBLEM_JSON = "application/problem+json"
+
+# code -> (zh-CN title, English title). Codes are stable; titles may be reworded.
+TITLES: dict[str, tuple[str, str]] = {
+    "validation_failed": ("请求参数有误", "Invalid request"),
+    "body_not_json": ("请求体不是有效的 JSON", "Request body is not valid JSON"),
+    "unauthenticated": ("未登录或登录已失效", "Authentication required"),
+    "token_invalid": ("访问令牌无效", "Invalid access token"),
+    "forbidden": ("无权执行此操作", "Not allowed"),
+    "out_of_region": ("超出您负责的辖区", "Outside your region"),
+    "not_found": ("资源不存在", "Not found"),
+    "duplicate_id_number": ("该身份证号已登记", "ID number already registered"),
+    "unknown_person": ("居民不存在", "Person not found"),
+    "unknown_certificate_type": ("不受理的证件类型", "Certificate type not offered"),
+    "invalid_transition": ("当前状态不允许此操作", "Not allowed in the current status"),
+    "wrong_review_level": ("不在您的审核层级", "Not your review level"),
+    "route_not_found": ("接口不存在", "No such endpoint"),
+    "method_not_allowed": ("不支持该请求方法", "Method not allowed"),
+    "conflict": ("与现有数据冲突", "Conflict"),
+    "version_conflict": ("数据已被他人修改，请刷新后重试", "Modified by someone else; reload"),
+    "idempotency_key_reused": (
+        "同一幂等键已用于不同的请求",
+        "Idempotency-Key was used for a different request",
+    ),
+    "database_unavailable": ("服务暂时不可用，请稍后重试", "Temporarily unavailable; retry later"),
+    "not_ready": ("服务尚未就绪", "Not ready"),
+    "replay_failed": ("死信重放失败", "Replay failed"),
+    "internal_error": ("服务器内部错误", "Internal server error"),
+}
+
+# Pydantic error types -> zh-CN field messages (the English comes from pydantic itself).
+_FIELD_MESSAGES_ZH: dict[str, str] = {
+    "missing": "必填字段缺失",
+    "string_too_short": "长度不足",
+    "string_too_long": "长度超出限制",
+    "string_pattern_mismatch": "格式不正确",
+    "string_type": "应为字符串",
+    "int_type": "应为整数",
+    "int_parsing": "应为整数",
+    "bool_type": "应为布尔值",
+    "date_from_datetime_parsing": "应为日期（YYYY-MM-DD）",
+    "date_parsing": "应为日期（YYYY-MM-DD）",
+    "datetime_parsing": "应为日期时间（ISO 8601）",
+    "literal_error": "取值不在允许范围内",
+    "enum": "取值不在允许范围内",
+    "list_type": "应为列表",
+    "dict_type": "应为对象",
+    "model_type": "应为对象",
+    "uuid_parsing": "应为 UUID",
+    "extra_forbidden": "不允许的字段",
+    "greater_than_equal": "数值过小",
+    "less_than_equal": "数值过大",
+    "json_invalid": "不是有效的 JSON",
+}
+
+
+def wants_english(request: Request | None) -> bool:
+    if request is None:
+        return False
+    return request.headers.get("accept-language", "").strip().lower().startswith("en")
+
+
+class LocalizedValueError(ValueError):
+    """A validation failure with a zh-CN message (``str(e)``) and an English one."""
+
+    def __init__(self, zh: str, en: str) -> None:
+        super().__init__(zh)
+        self.english = en
+
+
+class Problem(Exception):
+    """Raise anywhere in a request to answer with problem+json."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str | None = None,
+        detail_en: str | None = None,
+        *,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(f"{status} {code}: {detail_en or detail}")
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.detail_en = detail_en
+        self.errors = errors
+        self.headers = headers
+
+    def body(self, english: bool, instance: str | None = None) -> dict[str, Any]:
+        zh_title, en_title = TITLES.get(self.code, (HTTPStatus(self.status).phrase,) * 2)
+        detail = (self.detail_en or self.detail) if english else (self.detail or self.detail_en)
+        body: dict[str, Any] = {
+            "type": f"urn:lingju:problem:{self.code}",
+            "title": en_title if english else zh_title,
+            "status": self.status,
+            "code": self.code,
+            "detail": detail or (en_title if english else zh_title),
+        }
+        if instance:
+            body["instance"] = instance
+        if self.errors is not None:
+            body["errors"] = self.errors
+        return body
+
+
+def not_found(what_zh: str, what_en: str) -> Problem:
+    return Problem(404, "not_found", f"{what_zh}不存在", f"{what_en} not found")
+
+
+def problem_response(request: Request | None, problem: Problem) -> JSONResponse:
+    english = wants_english(request)
+    instance = request.url.path if request is not None else None
+    return JSONResponse(
+        problem.body(english, instance),
+        status_code=problem.status,
+        media_type=PROBLEM_JSON,
+        headers=problem.headers,
+    )
+
+
+def _field_errors(exc: RequestValidationError, english: bool) -> tuple[str, list[dict[str, str]]]:
+    code = "validation_failed"
+    out: list[dict[str, str]] = []
+    for err in exc.errors():
+        kind = err.get("type", "")
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
+        if kind == "json_invalid":
+            loc = []
+        if kind == "json_invalid":
+            code = "body_not_json"
+        msg = err.get("msg", "")
+        if not english:
+            ctx_error = (err.get("ctx") or {}).get("error")
+            if kind == "value_error" and ctx_error is not None:
+                msg = str(ctx_error)  # our validators speak Chinese already
+            else:
+                msg = _FIELD_MESSAGES_ZH.get(kind, "字段值无效")
+        elif kind == "value_error":
+            ctx_error = (err.get("ctx") or {}).get("error")
+            msg = getattr(ctx_error, "english", None) or msg
+        out.append({"field": ".".join(loc) or "body", "message": msg})
+    return code, out
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return problem_response(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        english = wants_english(request)
+        code, errors = _field_errors(exc, english)
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        return problem_response(request, Problem(422, code, detail, detail, errors=errors))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {
+            401: "unauthenticated",
+            403: "forbidden",
+            404: "route_not_found",
+            405: "method_not_allowed",
+        }.get(exc.status_code, "conflict" if exc.status_code == 409 else "validation_failed")
+        if exc.status_code >= 500:
+            code = "internal_error"
+        return problem_response(
+            request, Problem(exc.status_code, code, headers=getattr(exc, "headers", None))
+        )
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
+        log.info("integrity error answered as 409: %s", exc.orig)
+        return problem_response(request, Problem(409, "conflict"))
+
+    @app.exception_handler(OperationalError)
+    async def _db_down(request: Request, exc: DBAPIError) -> JSONResponse:
+        log.warning("database unavailable: %s", exc.orig)
+        return problem_response(
+            request, Problem(503, "database_unavailable", headers={"Retry-After": "5"})
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return problem_response(request, Problem(500, "internal_error"))

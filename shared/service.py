@@ -1,0 +1,246 @@
+"""The service chassis: every Lingju service is built the same way by ``create_service_app``.
+
+It wires settings, the database, the outbox relay, the JetStream consumers, auth, errors,
+health and metrics, so a service's own ``app.py`` only names its routers and handlers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from sqlalchemy import MetaData, select
+
+from shared import context
+from shared.auth import Principal, Role, TokenVerifier, require_roles
+from shared.config import Settings
+from shared.crypto import FieldCipher
+from shared.db import Database
+from shared.errors import Problem, install_error_handlers, problem_response
+from shared.events.broker import STREAMS, Broker, ensure_stream
+from shared.events.consumer import ConsumerRunner, Handler, ReplayFailed
+from shared.events.outbox import Outbox, OutboxRelay, UnitOfWork
+from shared.observability import ServiceMetrics, configure_logging, install_http_observability
+from shared.pagination import MAX_LIMIT, Page, decode_cursor, encode_cursor
+from shared.tables import KernelTables
+
+log = logging.getLogger("lingju.service")
+
+
+@dataclass
+class ServiceSpec:
+    name: str
+    title: str
+    metadata: MetaData
+    kernel: KernelTables
+    routers: list[APIRouter]
+    handlers: dict[str, Handler] = field(default_factory=dict)
+    # Long-running loops of the service itself (e.g. notify's delivery dispatcher).
+    workers: list[Callable[[Runtime], Awaitable[None]]] = field(default_factory=list)
+
+
+class Runtime:
+    """Everything a request or a handler of one service needs; lives on ``app.state.runtime``."""
+
+    def __init__(self, spec: ServiceSpec, settings: Settings) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.settings = settings
+        self.metrics = ServiceMetrics()
+        self.db = Database(settings.database_url(spec.name), pool_size=settings.db_pool_size)
+        self.tables = spec.kernel
+        self.outbox = Outbox(spec.name, spec.kernel)
+        self.broker = Broker(settings.nats_url, name=f"lingju-{spec.name}")
+        self.relay = OutboxRelay(self.db, self.outbox, self.broker, settings, self.metrics)
+        self.consumers = ConsumerRunner(
+            spec.name, self.db, self.outbox, self.broker, settings, self.metrics, spec.handlers
+        )
+        self.verifier = TokenVerifier(settings)
+        self.cipher = FieldCipher(settings.data_keys, settings.blind_index_key)
+        self.provisioned = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(self.db, self.outbox)
+
+    async def start(self) -> None:
+        self.broker.start()
+        self._tasks.append(asyncio.create_task(self._bring_up(), name=f"{self.name}-bring-up"))
+
+    async def _bring_up(self) -> None:
+        """Declare streams and consumers before reporting ready, then run relay and consumers."""
+        delay = 0.2
+        while True:
+            await self.broker.connected.wait()
+            try:
+                assert self.broker.js is not None
+                await ensure_stream(
+                    self.broker.js,
+                    self.name,
+                    max_age_days=self.settings.stream_max_age_days,
+                    duplicate_window=self.settings.stream_duplicate_window_seconds,
+                )
+                await self.consumers.provision()
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.warning("provisioning failed, retrying in %.1fs: %s", delay, e)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5)
+        self.provisioned.set()
+        context.service_name.set(self.name)
+        self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-relay"))
+        for worker in self.spec.workers:
+            self._tasks.append(asyncio.create_task(worker(self), name=f"{self.name}-worker"))
+        if self.spec.handlers:
+            self._tasks.append(
+                asyncio.create_task(self.consumers.run(), name=f"{self.name}-consumers")
+            )
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.broker.close()
+        await self.db.dispose()
+
+
+def runtime(request: Request) -> Runtime:
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+RuntimeDep = Annotated[Runtime, Depends(runtime)]
+
+
+def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    settings.check()
+    configure_logging(settings.log_level, settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt: Runtime = app.state.runtime
+        await rt.start()
+        try:
+            yield
+        finally:
+            await rt.stop()
+
+    app = FastAPI(
+        title=spec.title,
+        version="0.1.0",
+        lifespan=lifespan,
+        responses={
+            422: {"description": "problem+json: validation_failed"},
+        },
+    )
+    app.state.runtime = Runtime(spec, settings)
+    install_error_handlers(app)
+    install_http_observability(app, spec.name, app.state.runtime.metrics)
+    app.include_router(_health_router())
+    app.include_router(_dead_letter_router(), prefix="/api/v1")
+    for router in spec.routers:
+        app.include_router(router, prefix="/api/v1")
+    return app
+
+
+def _health_router() -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz", summary="Liveness: the process answers")
+    async def healthz(rt: RuntimeDep) -> dict[str, str]:
+        return {"status": "ok", "service": rt.name}
+
+    @router.get("/readyz", summary="Readiness: database and NATS reachable, streams declared")
+    async def readyz(request: Request, rt: RuntimeDep) -> Response:
+        checks: dict[str, str] = {}
+        try:
+            await asyncio.wait_for(rt.db.ping(), timeout=3)
+            checks["database"] = "ok"
+        except Exception as e:
+            checks["database"] = f"error: {type(e).__name__}"
+        checks["nats"] = "ok" if rt.broker.is_connected else "disconnected"
+        checks["streams"] = "ok" if rt.provisioned.is_set() else "pending"
+        if all(v == "ok" for v in checks.values()):
+            return JSONResponse({"status": "ready", "service": rt.name, "checks": checks})
+        problem = Problem(
+            503,
+            "database_unavailable" if checks["database"] != "ok" else "not_ready",
+            f"服务尚未就绪：{checks}",
+            f"Not ready: {checks}",
+            headers={"Retry-After": "2"},
+        )
+        return problem_response(request, problem)
+
+    @router.get("/metrics", summary="Prometheus metrics")
+    async def metrics(rt: RuntimeDep) -> Response:
+        with contextlib.suppress(Exception):
+            await rt.relay._refresh_backlog()
+        return rt.metrics.render()
+
+    return router
+
+
+class DeadLetterOut(BaseModel):
+    id: str
+    consumer: str
+    stream: str
+    subject: str
+    event_id: str | None
+    event_type: str | None
+    error: str
+    attempts: int
+    status: str
+    created_at: Any
+    replayed_at: Any | None
+    payload: str
+
+
+def _dead_letter_router() -> APIRouter:
+    router = APIRouter(prefix="/admin/dead-letters", tags=["admin"])
+    AdminDep = Annotated[Principal, Depends(require_roles(Role.admin))]
+
+    @router.get("", summary="Events a consumer gave up on", response_model=Page[DeadLetterOut])
+    async def list_dead_letters(
+        rt: RuntimeDep,
+        _: AdminDep,
+        status: Annotated[str, Query(pattern="^(dead|replayed)$")] = "dead",
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+        cursor: str | None = None,
+    ) -> Page[DeadLetterOut]:
+        dl = rt.tables.dead_letters
+        q = select(dl).where(dl.c.status == status).order_by(dl.c.id).limit(limit + 1)
+        after = decode_cursor(cursor, 1)
+        if after:
+            q = q.where(dl.c.id > after[0])
+        async with rt.db.session() as s:
+            rows = (await s.execute(q)).mappings().all()
+        items = [DeadLetterOut(**dict(r)) for r in rows[:limit]]
+        nxt = encode_cursor(items[-1].id) if len(rows) > limit else None
+        return Page[DeadLetterOut](items=items, next_cursor=nxt)
+
+    @router.post("/{dead_letter_id}/replay", summary="Apply a dead letter again")
+    async def replay(dead_letter_id: str, rt: RuntimeDep, _: AdminDep) -> dict[str, Any]:
+        try:
+            applied = await rt.consumers.replay(dead_letter_id)
+        except LookupError as e:
+            raise Problem(404, "not_found", "死信不存在", "Dead letter not found") from e
+        except ReplayFailed as e:
+            raise Problem(409, "replay_failed", f"重放失败：{e}", f"Replay failed: {e}") from e
+        return {"id": dead_letter_id, "status": "replayed", "applied": applied}
+
+    return router
+
+
+__all__ = ["STREAMS", "Runtime", "RuntimeDep", "ServiceSpec", "create_service_app", "runtime"]
