@@ -113,10 +113,14 @@ class NatsServer:
 
 @dataclass
 class Stack:
+    """nats-server (unless one is configured) and uvicorn processes for the services."""
+
     settings: Settings
-    nats: NatsServer | None = None
-    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    services: tuple[str, ...] = SERVICES
     env: dict[str, str] = field(default_factory=dict)
+    nats: NatsServer | None = None
+    nats_url: str = ""
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def url(self, service: str) -> str:
         return f"http://{self.settings.host}:{self.settings.port(service)}"
@@ -126,49 +130,55 @@ class Stack:
 
         s = self.settings
         s.var_dir.mkdir(parents=True, exist_ok=True)
-        for name in SERVICES:
+        for name in self.services:
             if not port_is_free(s.port(name), s.host):
                 raise RuntimeError(
                     f"port {s.port(name)} for {name} is taken: set LINGJU_{name.upper()}_PORT"
                 )
-        nats_url = os.environ.get("LINGJU_NATS_URL")
-        if not nats_url:
+        # An explicitly configured server is used as is; otherwise we start our own.
+        self.nats_url = s.nats_url if "nats_url" in s.model_fields_set else ""
+        if not self.nats_url:
             port = s.nats_port if port_is_free(s.nats_port) else free_port()
             self.nats = NatsServer(store_dir=s.var_dir / "nats", port=port)
             self.nats.start()
-            nats_url = self.nats.url
-        for name in SERVICES:
+            self.nats_url = self.nats.url
+        for name in self.services:
             upgrade(name, s.database_url(name))
+        for name in self.services:
+            self.start_service(name)
+        self.wait_ready(ready_timeout)
+
+    def start_service(self, name: str, extra_env: dict[str, str] | None = None) -> None:
+        s = self.settings
         env = {
             **os.environ,
-            **self.env,
-            "LINGJU_NATS_URL": nats_url,
+            "LINGJU_NATS_URL": self.nats_url,
             "LINGJU_VAR_DIR": str(s.var_dir),
+            **{f"LINGJU_{n.upper()}_DATABASE_URL": s.database_url(n) for n in SERVICES},
+            **self.env,
+            **(extra_env or {}),
         }
-        for name in SERVICES:
-            self.procs[name] = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    f"services.{name}.app:create_app",
-                    "--factory",
-                    "--host",
-                    s.host,
-                    "--port",
-                    str(s.port(name)),
-                    "--no-access-log",
-                    "--log-level",
-                    "warning",
-                ],
-                env=env,
-            )
-        self.wait_ready(ready_timeout)
-        self.nats_url = nats_url
+        self.procs[name] = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                f"services.{name}.app:create_app",
+                "--factory",
+                "--host",
+                s.host,
+                "--port",
+                str(s.port(name)),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+        )
 
-    def wait_ready(self, timeout: float) -> None:
+    def wait_ready(self, timeout: float, services: tuple[str, ...] | None = None) -> None:
         deadline = time.monotonic() + timeout
-        pending = set(SERVICES)
+        pending = set(services or self.services)
         with httpx.Client(timeout=2) as client:
             while pending and time.monotonic() < deadline:
                 for name in sorted(pending):
@@ -182,17 +192,20 @@ class Stack:
         if pending:
             raise TimeoutError(f"not ready after {timeout}s: {', '.join(sorted(pending))}")
 
+    def stop_service(self, name: str, *, kill: bool = False) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
     def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        self.procs.clear()
+        for name in list(self.procs):
+            self.stop_service(name)
         if self.nats is not None:
             self.nats.stop()
 

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from services.notify.models import Delivery
 from services.notify.providers import FileProvider, Provider
 from shared.db import utcnow
+from shared.failpoints import failpoint
 
 if TYPE_CHECKING:
     from shared.service import Runtime
@@ -53,6 +54,7 @@ async def dispatch_once(rt: Runtime, provider: Provider, batch: int = 50) -> int
         for d in deliveries:
             try:
                 await provider.send(d.channel, d.address, d.body, d.id)
+                failpoint("notify.after_send")  # handed to the provider, not yet marked sent
                 d.status, d.sent_at = "sent", utcnow()
             except Exception as e:
                 d.attempts += 1

@@ -27,6 +27,7 @@ from shared.db import Database, utcnow
 from shared.events.broker import STREAMS, Broker, ensure_stream
 from shared.events.envelope import CloudEvent, subject_for
 from shared.events.outbox import Outbox, UnitOfWork
+from shared.failpoints import failpoint
 
 if TYPE_CHECKING:
     from shared.config import Settings
@@ -168,6 +169,7 @@ class ConsumerRunner:
                 await msg.ack()  # a type we do not handle (e.g. another version): not ours
                 return
             applied = await self.apply(event, handler)
+            failpoint("consumer.after_commit")  # effect committed, not yet acknowledged
             self.metrics.events_handled.labels(
                 self.service, event.type, "applied" if applied else "duplicate"
             ).inc()

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import Database, utcnow
 from shared.events.envelope import CloudEvent, EventData, new_event, subject_for
+from shared.failpoints import failpoint
 from shared.tables import KernelTables
 
 if TYPE_CHECKING:
@@ -165,6 +166,7 @@ class OutboxRelay:
                 *(asyncio.wait_for(f, self.settings.publish_timeout_seconds) for f in futures),
                 return_exceptions=True,
             )
+            failpoint("relay.after_publish")  # published, not yet marked as published
             ok = [
                 r.seq
                 for r, res in zip(rows, results, strict=True)

@@ -1,0 +1,40 @@
+# Lingju: `make run` starts everything locally, `make test` runs the whole suite.
+# Both create .venv when missing and install the project into it; nothing else is needed.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: run test lint format migrate token bench clean bootstrap
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Lingju needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+bootstrap: $(STAMP)
+
+run: bootstrap  ## start nats-server and the four services on SQLite (Ctrl-C stops all)
+	$(BIN)/lingju run
+
+test: bootstrap lint  ## the whole suite, on SQLite and (when reachable) PostgreSQL
+	$(BIN)/pytest
+
+lint: bootstrap
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: bootstrap
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+migrate: bootstrap  ## apply every service's migrations to its configured database
+	$(BIN)/lingju migrate
+
+clean:
+	rm -rf var .pytest_cache .ruff_cache
