@@ -120,10 +120,10 @@ async def reset_broker(url: str) -> None:
 
 
 async def eventually(
-    check: Callable[[], Awaitable[T]], timeout: float = 20.0, interval: float = 0.1
+    check: Callable[[], Awaitable[T]], within: float = 20.0, interval: float = 0.1
 ) -> T:
     """Retry ``check`` until it stops raising AssertionError, or fail with its last error."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         try:
             return await check()
