@@ -55,9 +55,9 @@ async def run_idempotent(
         stored = await _lookup(uow, table, principal.sub, key)
         if stored is not None:
             return _replay(stored, digest)
-        status, body = await action(uow)
-        payload = jsonable_encoder(body)
         try:
+            status, body = await action(uow)
+            payload = jsonable_encoder(body)
             await uow.session.execute(
                 insert(table).values(
                     principal=principal.sub,
@@ -69,8 +69,9 @@ async def run_idempotent(
                 )
             )
             await uow.commit()
-        except IntegrityError:
-            # A concurrent retry with the same key committed first: answer what it answered.
+        except (IntegrityError, Problem):
+            # A concurrent retry with the same key may have committed first (its effect then
+            # looks like a conflict to us): answer what it answered.
             await uow.rollback()
             stored = await _lookup(uow, table, principal.sub, key)
             if stored is None:

@@ -104,6 +104,16 @@ def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
     logging.getLogger("nats").setLevel(logging.WARNING)
 
 
+def route_template(scope: dict[str, object], status: int) -> str:
+    """``/api/v1/persons/{person_id}`` rather than the raw path, to keep label cardinality low."""
+    if "endpoint" not in scope and status == 404:
+        return "unmatched"
+    params = scope.get("path_params") or {}
+    names = {str(v): k for k, v in params.items()}  # type: ignore[attr-defined]
+    segments = str(scope["path"]).split("/")
+    return "/".join(f"{{{names[seg]}}}" if seg in names else seg for seg in segments)
+
+
 def install_http_observability(app: FastAPI, service: str, metrics: ServiceMetrics) -> None:
     @app.middleware("http")
     async def _observe(
@@ -123,8 +133,7 @@ def install_http_observability(app: FastAPI, service: str, metrics: ServiceMetri
             response.headers["X-Correlation-ID"] = cid
             return response
         finally:
-            route = request.scope.get("route")
-            path = getattr(route, "path", "unmatched")
+            path = route_template(request.scope, status)
             metrics.http_requests.labels(service, request.method, path, str(status)).inc()
             metrics.http_latency.labels(service, request.method, path).observe(
                 time.perf_counter() - start

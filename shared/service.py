@@ -207,9 +207,11 @@ class DeadLetterOut(BaseModel):
     payload: str
 
 
+AdminDep = Annotated[Principal, Depends(require_roles(Role.admin))]
+
+
 def _dead_letter_router() -> APIRouter:
     router = APIRouter(prefix="/admin/dead-letters", tags=["admin"])
-    AdminDep = Annotated[Principal, Depends(require_roles(Role.admin))]
 
     @router.get("", summary="Events a consumer gave up on", response_model=Page[DeadLetterOut])
     async def list_dead_letters(

@@ -38,6 +38,7 @@ class Broker:
         self.connected = asyncio.Event()
         self.reconnects = 0  # bumped on each reconnect so pull loops rebuild their subscription
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._connect(), name=f"{self.name}-nats-connect")
@@ -45,7 +46,8 @@ class Broker:
     async def _connect(self) -> None:
         async def disconnected() -> None:
             self.connected.clear()
-            log.warning("nats disconnected")
+            if not self._closing:
+                log.warning("nats disconnected")
 
         async def reconnected() -> None:
             self.reconnects += 1
@@ -74,6 +76,7 @@ class Broker:
         return self.nc is not None and self.nc.is_connected
 
     async def close(self) -> None:
+        self._closing = True
         if self._task and not self._task.done():
             self._task.cancel()
         if self.nc is not None and not self.nc.is_closed:
