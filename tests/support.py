@@ -159,7 +159,7 @@ def auth(
 # -- the four apps in one process ----------------------------------------------------------------
 
 
-def test_settings(
+def settings_for_tests(
     databases: dict[str, str], nats_url: str, tmp_path: Path, **overrides: Any
 ) -> Settings:
     values: dict[str, Any] = {
@@ -190,7 +190,7 @@ class InProcessStack:
     ) -> None:
         self.databases = databases
         self.nats = nats
-        self.settings = test_settings(databases, nats.url, tmp_path, **overrides)
+        self.settings = settings_for_tests(databases, nats.url, tmp_path, **overrides)
         self.apps = {
             s: importlib.import_module(f"services.{s}.app").create_app(self.settings)
             for s in SERVICES
