@@ -6,6 +6,7 @@ OIDC issuer's JWKS (``LINGJU_JWT_JWKS_URL``), checking ``iss`` and ``aud`` when 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -64,6 +65,10 @@ class TokenVerifier:
             if settings.jwt_jwks_url
             else None
         )
+
+    @property
+    def uses_jwks(self) -> bool:
+        return self._jwks is not None
 
     def verify(self, token: str) -> Principal:
         s = self.settings
@@ -143,6 +148,9 @@ async def current_principal(
             headers={"WWW-Authenticate": "Bearer"},
         )
     verifier: TokenVerifier = request.app.state.runtime.verifier
+    if verifier.uses_jwks:
+        # Fetching the issuer's keys is blocking I/O (cached after the first time).
+        return await asyncio.to_thread(verifier.verify, creds.credentials)
     return verifier.verify(creds.credentials)
 
 

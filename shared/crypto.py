@@ -27,6 +27,8 @@ class FieldCipher:
             raw = base64.b64decode(b64)
             if len(raw) != 32 or not kid or _SEP in kid:
                 raise ValueError(f"data key {kid!r}: need 'kid:<base64 of 32 bytes>'")
+            if kid in self._keys:
+                raise ValueError(f"data key id {kid!r} is listed twice")
             self._keys[kid] = AESGCM(raw)
             self.active_kid = self.active_kid or kid
         if not self._keys:

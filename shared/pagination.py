@@ -29,12 +29,14 @@ def decode_cursor(cursor: str | None, arity: int) -> list[str] | None:
     if not cursor:
         return None
     try:
+        if len(cursor) > 1000:
+            raise ValueError("cursor too long")
         padded = cursor + "=" * (-len(cursor) % 4)
         values = json.loads(base64.urlsafe_b64decode(padded))
         if not isinstance(values, list) or len(values) != arity:
             raise ValueError
         return [str(v) for v in values]
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         raise Problem(
             422,
             "validation_failed",

@@ -72,6 +72,7 @@ class Runtime:
         return UnitOfWork(self.db, self.outbox)
 
     async def start(self) -> None:
+        context.service_name.set(self.name)  # inherited by every task started below
         self.broker.start()
         self._tasks.append(asyncio.create_task(self._bring_up(), name=f"{self.name}-bring-up"))
 
@@ -97,7 +98,6 @@ class Runtime:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5)
         self.provisioned.set()
-        context.service_name.set(self.name)
         self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-relay"))
         for worker in self.spec.workers:
             self._tasks.append(asyncio.create_task(worker(self), name=f"{self.name}-worker"))

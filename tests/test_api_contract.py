@@ -295,7 +295,6 @@ async def test_health_readiness_metrics_and_openapi(stack: InProcessStack) -> No
     metrics = (await stack.registry.get("/metrics")).text
     assert (
         "lingju_http_requests_total{"
-        'method="POST",route="/api/v1/persons",service="registry",status="201"} 1.0'
-        in metrics
+        'method="POST",route="/api/v1/persons",service="registry",status="201"} 1.0' in metrics
     )
     assert "lingju_outbox_backlog" in metrics

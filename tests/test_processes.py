@@ -182,8 +182,7 @@ def test_crash_after_commit_before_ack_is_redelivered_and_applied_once(
                 text = http.get(f"{stack.url('benefits')}/metrics").text
                 assert (
                     'outcome="duplicate",service="benefits",'
-                    'type="lingju.registry.certificate.issued"} 1.0'
-                    in text
+                    'type="lingju.registry.certificate.issued"} 1.0' in text
                 )
 
             _wait(redelivered_once)

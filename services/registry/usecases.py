@@ -8,6 +8,7 @@ import uuid
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
@@ -37,8 +38,19 @@ _SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 @lru_cache(maxsize=1)
+def _catalogue_file() -> dict[str, Any]:
+    return tomllib.loads(CATALOGUE_FILE.read_text("utf-8"))
+
+
+@lru_cache(maxsize=1)
 def catalogue() -> dict[str, rules.CertificateType]:
-    return rules.parse_catalogue(tomllib.loads(CATALOGUE_FILE.read_text("utf-8")))
+    return rules.parse_catalogue(_catalogue_file())
+
+
+@lru_cache(maxsize=1)
+def fallback_holidays() -> frozenset[date]:
+    """Holidays for years the official calendar library does not cover yet."""
+    return frozenset(date.fromisoformat(d) for d in _catalogue_file().get("fallback_holidays", []))
 
 
 def today() -> date:
@@ -70,7 +82,7 @@ async def register_person(
     uow: UnitOfWork, cipher: FieldCipher, body: PersonIn, principal: Principal
 ) -> tuple[int, PersonOut]:
     principal.require_region(body.region_code)
-    facts = parse_id_number(body.id_number)
+    facts = parse_id_number(body.id_number, today=today())
     index = cipher.blind_index(facts.id_number, context=_ID_CONTEXT)
     exists = await uow.session.scalar(select(Person.id).where(Person.id_number_index == index))
     if exists:
@@ -134,18 +146,13 @@ def application_out(
     app: Application, ctype: rules.CertificateType, certificate_no: str | None = None
 ) -> ApplicationOut:
     provided = {m["code"] for m in app.materials}
-    waiting_level = (
-        ctype.levels[app.level_index]
-        if app.status in (rules.Status.submitted, rules.Status.in_review)
-        else None
-    )
     return ApplicationOut(
         id=app.id,
         application_no=app.application_no,
         type=app.type,
         applicant_id=app.applicant_id,
         status=app.status,
-        level=waiting_level,
+        level=rules.waiting_level(rules.Status(app.status), app.level_index, ctype.levels),
         due_date=app.due_date,
         version=app.version,
         missing_materials=[
@@ -199,7 +206,7 @@ async def submit_application(
         materials=[m.model_dump() for m in body.materials],
         status=status,
         region_code=applicant.region_code,
-        due_date=add_working_days(submitted, ctype.time_limit_working_days),
+        due_date=add_working_days(submitted, ctype.time_limit_working_days, fallback_holidays()),
         submitted_by=principal.sub,
         submitted_by_role=principal.role.value,
     )

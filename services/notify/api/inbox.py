@@ -42,7 +42,10 @@ async def list_inbox(
     )
     after = decode_cursor(cursor, 2)
     if after:
-        at = datetime.fromisoformat(after[0])
+        try:
+            at = datetime.fromisoformat(after[0])
+        except ValueError as e:
+            raise Problem(422, "validation_failed", "分页游标无效", "Invalid cursor") from e
         q = q.where(or_(m.created_at < at, and_(m.created_at == at, m.id < after[1])))
     async with rt.db.session() as s:
         rows = list((await s.scalars(q)).all())

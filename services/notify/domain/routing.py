@@ -34,11 +34,28 @@ def parse_routes(raw: dict[str, Any]) -> dict[str, list[Route]]:
     return routes
 
 
-class _Blank(dict[str, Any]):
-    def __missing__(self, key: str) -> str:
-        return ""
+class _Lenient(string.Formatter):
+    """A missing variable, attribute or index renders empty; a bad format spec renders plain."""
+
+    def get_value(self, key: int | str, args: Any, kwargs: Any) -> Any:
+        return "" if isinstance(key, int) else kwargs.get(key, "")
+
+    def get_field(self, field_name: str, args: Any, kwargs: Any) -> Any:
+        try:
+            return super().get_field(field_name, args, kwargs)
+        except (KeyError, AttributeError, IndexError, TypeError):
+            return "", field_name
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        try:
+            return str(super().format_field(value, format_spec))
+        except (ValueError, TypeError):
+            return str(value)
 
 
 def render(template: str, values: dict[str, Any]) -> str:
-    """Fill ``{name}`` variables; an unknown or missing one renders as empty text."""
-    return string.Formatter().vformat(template, (), _Blank(values))
+    """Fill ``{name}`` variables. Never raises: a message with a gap beats no message."""
+    try:
+        return _Lenient().vformat(template, (), values)
+    except ValueError:  # a stray brace in a county-edited template: send it as written
+        return template

@@ -61,10 +61,14 @@ class CertificateType:
 
 def parse_catalogue(raw: dict[str, Any]) -> dict[str, CertificateType]:
     out: dict[str, CertificateType] = {}
+    order = list(LEVEL_ROLES)
     for t in raw.get("types", []):
         levels = tuple(t["levels"])
+        if t["code"] in out:
+            raise ValueError(f"certificate type {t['code']} is listed twice")
         unknown = set(levels) - set(LEVEL_ROLES)
-        if not levels or unknown:
+        # Levels run village -> township -> county; a county may drop one, not reorder them.
+        if not levels or unknown or list(levels) != sorted(set(levels), key=order.index):
             raise ValueError(f"certificate type {t['code']}: bad review levels {levels}")
         out[t["code"]] = CertificateType(
             code=t["code"],
@@ -93,6 +97,13 @@ class ReviewOutcome:
     issue_certificate: bool
 
 
+def waiting_level(status: Status, level_index: int, levels: tuple[str, ...]) -> str | None:
+    """The level an application waits at, if it waits for a review at all."""
+    if status in (Status.submitted, Status.in_review) and level_index < len(levels):
+        return levels[level_index]
+    return None
+
+
 def review(
     status: Status, level_index: int, levels: tuple[str, ...], decision: Decision, role: Role
 ) -> ReviewOutcome:
@@ -102,6 +113,12 @@ def review(
             "invalid_transition",
             f"当前状态（{status.value}）不能审核",
             f"An application in status {status.value} cannot be reviewed",
+        )
+    if level_index >= len(levels):
+        raise ReviewRefused(
+            "level_not_in_catalogue",
+            "该申请所处的审核层级已从证件目录中删除，请管理员处理",
+            "The application's review level was removed from the catalogue; an admin must act",
         )
     level = levels[level_index]
     if role is not Role.admin and LEVEL_ROLES[level] is not role:
