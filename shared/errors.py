@@ -33,6 +33,10 @@ TITLES: dict[str, tuple[str, str]] = {
     "unknown_certificate_type": ("不受理的证件类型", "Certificate type not offered"),
     "invalid_transition": ("当前状态不允许此操作", "Not allowed in the current status"),
     "wrong_review_level": ("不在您的审核层级", "Not your review level"),
+    "level_not_in_catalogue": (
+        "审核层级已从证件目录中删除",
+        "Review level no longer in the catalogue",
+    ),
     "route_not_found": ("接口不存在", "No such endpoint"),
     "method_not_allowed": ("不支持该请求方法", "Method not allowed"),
     "conflict": ("与现有数据冲突", "Conflict"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
@@ -23,6 +24,24 @@ class Page(BaseModel, Generic[T]):
 def encode_cursor(*values: Any) -> str:
     raw = json.dumps([str(v) for v in values], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _invalid() -> Problem:
+    return Problem(
+        422,
+        "validation_failed",
+        "分页游标无效",
+        "Invalid cursor",
+        errors=[{"field": "cursor", "message": "分页游标无效"}],
+    )
+
+
+def cursor_time(value: str) -> datetime:
+    """A timestamp taken from a decoded cursor."""
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError as e:
+        raise _invalid() from e
 
 
 def decode_cursor(cursor: str | None, arity: int) -> list[str] | None:

@@ -12,12 +12,13 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
-from sqlalchemy import MetaData, select
+from sqlalchemy import MetaData, and_, or_, select
 
 from shared import context
 from shared.auth import Principal, Role, TokenVerifier, require_roles
@@ -28,8 +29,9 @@ from shared.errors import Problem, install_error_handlers, problem_response
 from shared.events.broker import STREAMS, Broker, ensure_stream
 from shared.events.consumer import ConsumerRunner, Handler, ReplayFailed
 from shared.events.outbox import Outbox, OutboxRelay, UnitOfWork
+from shared.inflight import InFlight
 from shared.observability import ServiceMetrics, configure_logging, install_http_observability
-from shared.pagination import MAX_LIMIT, Page, decode_cursor, encode_cursor
+from shared.pagination import MAX_LIMIT, Page, cursor_time, decode_cursor, encode_cursor
 from shared.tables import KernelTables
 
 log = logging.getLogger("lingju.service")
@@ -59,9 +61,19 @@ class Runtime:
         self.tables = spec.kernel
         self.outbox = Outbox(spec.name, spec.kernel)
         self.broker = Broker(settings.nats_url, name=f"lingju-{spec.name}")
-        self.relay = OutboxRelay(self.db, self.outbox, self.broker, settings, self.metrics)
+        self.inflight = InFlight()
+        self.relay = OutboxRelay(
+            self.db, self.outbox, self.broker, settings, self.metrics, self.inflight
+        )
         self.consumers = ConsumerRunner(
-            spec.name, self.db, self.outbox, self.broker, settings, self.metrics, spec.handlers
+            spec.name,
+            self.db,
+            self.outbox,
+            self.broker,
+            settings,
+            self.metrics,
+            spec.handlers,
+            self.inflight,
         )
         self.verifier = TokenVerifier(settings)
         self.cipher = FieldCipher(settings.data_keys, settings.blind_index_key)
@@ -107,11 +119,18 @@ class Runtime:
             )
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        pending = {t for t in self._tasks if not t.done()}
+        for _ in range(6):
+            if not pending:
+                break
+            # Cancel again if needed: on Python 3.11 asyncio.wait_for (used inside nats-py's
+            # fetch) can swallow a cancellation that races with its own timeout.
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=5)
+        if pending:
+            log.error("tasks did not stop: %s", sorted(t.get_name() for t in pending))
+        await self.inflight.drain(within=15)  # finish the transaction or message at hand
         await self.broker.close()
         await self.db.dispose()
 
@@ -202,8 +221,8 @@ class DeadLetterOut(BaseModel):
     error: str
     attempts: int
     status: str
-    created_at: Any
-    replayed_at: Any | None
+    created_at: datetime
+    replayed_at: datetime | None
     payload: str
 
 
@@ -222,14 +241,21 @@ def _dead_letter_router() -> APIRouter:
         cursor: str | None = None,
     ) -> Page[DeadLetterOut]:
         dl = rt.tables.dead_letters
-        q = select(dl).where(dl.c.status == status).order_by(dl.c.id).limit(limit + 1)
-        after = decode_cursor(cursor, 1)
+        q = (
+            select(dl)
+            .where(dl.c.status == status)
+            .order_by(dl.c.created_at, dl.c.id)
+            .limit(limit + 1)
+        )
+        after = decode_cursor(cursor, 2)
         if after:
-            q = q.where(dl.c.id > after[0])
+            at = cursor_time(after[0])
+            q = q.where(or_(dl.c.created_at > at, and_(dl.c.created_at == at, dl.c.id > after[1])))
         async with rt.db.session() as s:
             rows = (await s.execute(q)).mappings().all()
         items = [DeadLetterOut(**dict(r)) for r in rows[:limit]]
-        nxt = encode_cursor(items[-1].id) if len(rows) > limit else None
+        last = items[-1] if len(rows) > limit else None
+        nxt = encode_cursor(last.created_at.isoformat(), last.id) if last else None
         return Page[DeadLetterOut](items=items, next_cursor=nxt)
 
     @router.post("/{dead_letter_id}/replay", summary="Apply a dead letter again")

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from services.notify.models import Delivery
 from services.notify.providers import FileProvider, Provider
@@ -30,7 +31,7 @@ async def run_dispatcher(rt: Runtime) -> None:
     provider = FileProvider(path)
     while True:
         try:
-            sent = await dispatch_once(rt, provider)
+            sent = await rt.inflight.run(dispatch_once(rt, provider))
         except asyncio.CancelledError:
             raise
         except Exception as e:
@@ -41,17 +42,28 @@ async def run_dispatcher(rt: Runtime) -> None:
 
 
 async def dispatch_once(rt: Runtime, provider: Provider, batch: int = 50) -> int:
-    async with rt.db.session() as s, s.begin():
-        q = (
-            select(Delivery)
-            .where(Delivery.status == "pending")
-            .order_by(Delivery.created_at)
-            .limit(batch)
-        )
-        if not rt.db.is_sqlite:
-            q = q.with_for_update(skip_locked=True)
-        deliveries = list((await s.scalars(q)).all())
-        for d in deliveries:
+    """Send up to ``batch`` pending deliveries, each in its own transaction.
+
+    Marking each delivery right after its send bounds what a crash can repeat to the one
+    message being handed over at that instant (providers are at-least-once anyway).
+    """
+    done = 0
+    for _ in range(batch):
+        async with rt.db.session() as s, s.begin():
+            q = (
+                select(Delivery)
+                .where(
+                    Delivery.status == "pending",
+                    or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= utcnow()),
+                )
+                .order_by(Delivery.created_at)
+                .limit(1)
+            )
+            if not rt.db.is_sqlite:
+                q = q.with_for_update(skip_locked=True)
+            d = (await s.scalars(q)).first()
+            if d is None:
+                break
             try:
                 await provider.send(d.channel, d.address, d.body, d.id)
                 failpoint("notify.after_send")  # handed to the provider, not yet marked sent
@@ -61,4 +73,8 @@ async def dispatch_once(rt: Runtime, provider: Provider, batch: int = 50) -> int
                 d.last_error = f"{type(e).__name__}: {e}"[:1000]
                 if d.attempts >= MAX_ATTEMPTS:
                     d.status = "failed"
-    return len(deliveries)
+                else:
+                    delay = min(2**d.attempts, 300)
+                    d.next_attempt_at = utcnow() + timedelta(seconds=delay)
+        done += 1
+    return done

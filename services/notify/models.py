@@ -57,6 +57,8 @@ class Delivery(Base, table=True):
     last_error: str | None = Field(default=None, max_length=1000)
     created_at: datetime = _ts()
     sent_at: datetime | None = _ts(nullable=True)
+    # A failed send waits before its next attempt (exponential backoff).
+    next_attempt_at: datetime | None = _ts(nullable=True)
 
 
 class InboxMessage(Base, table=True):

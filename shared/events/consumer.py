@@ -28,6 +28,7 @@ from shared.events.broker import STREAMS, Broker, ensure_stream
 from shared.events.envelope import CloudEvent, subject_for
 from shared.events.outbox import Outbox, UnitOfWork
 from shared.failpoints import failpoint
+from shared.inflight import InFlight
 
 if TYPE_CHECKING:
     from shared.config import Settings
@@ -60,8 +61,10 @@ class ConsumerRunner:
         settings: Settings,
         metrics: ServiceMetrics,
         handlers: dict[str, Handler],
+        inflight: InFlight,
     ) -> None:
         self.service = service
+        self.inflight = inflight
         self.db = db
         self.outbox = outbox
         self.tables = outbox.tables
@@ -156,17 +159,21 @@ class ConsumerRunner:
                 await asyncio.sleep(1)
                 continue
             for msg in msgs:
-                await self._process(stream, msg)
+                await self.inflight.run(self._process(stream, msg))
 
     async def _process(self, stream: str, msg: Msg) -> None:
+        """Runs as its own task (InFlight), so the context it sets stays here."""
         attempt = msg.metadata.num_delivered or 1
         event_type = "unknown"
         try:
             event = CloudEvent.model_validate_json(msg.data)
             event_type = event.type
+            context.correlation_id.set(event.correlationid or event.id)
             handler = self.handlers.get(event.type)
             if handler is None:
-                await msg.ack()  # a type we do not handle (e.g. another version): not ours
+                # A type we do not handle (e.g. a new version on the same subject): not ours.
+                log.info("event type %s has no handler here: acknowledged", event.type)
+                await msg.ack()
                 return
             applied = await self.apply(event, handler)
             failpoint("consumer.after_commit")  # effect committed, not yet acknowledged
@@ -273,7 +280,7 @@ class ConsumerRunner:
             handler = self.handlers.get(event.type)
             if handler is None:
                 raise ReplayFailed(f"no handler for {event.type}")
-            await self.apply(event, handler)
+            applied = await self.apply(event, handler)
         except ReplayFailed:
             raise
         except Exception as e:
@@ -291,7 +298,7 @@ class ConsumerRunner:
                 .values(status="replayed", replayed_at=utcnow())
             )
         await self.refresh_dead_letter_gauge()
-        return True
+        return applied
 
     async def refresh_dead_letter_gauge(self) -> None:
         dl = self.tables.dead_letters

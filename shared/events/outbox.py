@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.db import Database, utcnow
 from shared.events.envelope import CloudEvent, EventData, new_event, subject_for
 from shared.failpoints import failpoint
+from shared.inflight import InFlight
 from shared.tables import KernelTables
 
 if TYPE_CHECKING:
@@ -102,8 +103,10 @@ class OutboxRelay:
         broker: Broker,
         settings: Settings,
         metrics: ServiceMetrics,
+        inflight: InFlight,
     ) -> None:
         self.db = db
+        self.inflight = inflight
         self.outbox = outbox
         self.table = outbox.tables.outbox
         self.broker = broker
@@ -119,7 +122,7 @@ class OutboxRelay:
             await self.broker.connected.wait()
             wake.clear()  # before reading, so a commit during the pass is not missed
             try:
-                published = await self.publish_pending()
+                published = await self.inflight.run(self.publish_pending())
                 backoff = 0.1
             except asyncio.CancelledError:
                 raise

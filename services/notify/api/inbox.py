@@ -10,7 +10,7 @@ from sqlalchemy import and_, or_, select
 from services.notify.models import InboxMessage
 from shared.auth import Principal, Role, require_roles
 from shared.errors import Problem
-from shared.pagination import MAX_LIMIT, Page, decode_cursor, encode_cursor
+from shared.pagination import MAX_LIMIT, Page, cursor_time, decode_cursor, encode_cursor
 from shared.service import RuntimeDep
 
 router = APIRouter(prefix="/inbox", tags=["inbox"])
@@ -42,10 +42,7 @@ async def list_inbox(
     )
     after = decode_cursor(cursor, 2)
     if after:
-        try:
-            at = datetime.fromisoformat(after[0])
-        except ValueError as e:
-            raise Problem(422, "validation_failed", "分页游标无效", "Invalid cursor") from e
+        at = cursor_time(after[0])
         q = q.where(or_(m.created_at < at, and_(m.created_at == at, m.id < after[1])))
     async with rt.db.session() as s:
         rows = list((await s.scalars(q)).all())
