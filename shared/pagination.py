@@ -56,10 +56,4 @@ def decode_cursor(cursor: str | None, arity: int) -> list[str] | None:
             raise ValueError
         return [str(v) for v in values]
     except (ValueError, RecursionError) as e:
-        raise Problem(
-            422,
-            "validation_failed",
-            "分页游标无效",
-            "Invalid cursor",
-            errors=[{"field": "cursor", "message": "分页游标无效"}],
-        ) from e
+        raise _invalid() from e

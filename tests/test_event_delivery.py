@@ -14,16 +14,24 @@ from shared.devstack import NatsServer
 from tests.support import InProcessStack, eventually
 
 
-def certificate_issued(holders: list[str], event_id: str | None = None) -> dict[str, Any]:
-    """A registry.certificate.issued event as its documented schema has it."""
+def envelope(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    """A CloudEvent as a producer following the documented schemas would send it."""
     return {
         "specversion": "1.0",
-        "id": event_id or str(uuid.uuid4()),
-        "source": "/lingju/registry",
-        "type": "lingju.registry.certificate.issued",
+        "id": str(uuid.uuid4()),
+        "source": f"/lingju/{event_type.split('.')[1]}",
+        "type": event_type,
         "time": datetime.now(UTC).isoformat(),
         "datacontenttype": "application/json",
-        "data": {
+        "data": data,
+    }
+
+
+def certificate_issued(holders: list[str]) -> dict[str, Any]:
+    """A registry.certificate.issued event as its documented schema has it."""
+    return envelope(
+        "lingju.registry.certificate.issued",
+        {
             "certificate_id": str(uuid.uuid4()),
             "certificate_no": "DZ3301022026TEST",
             "certificate_type": "only_child_honor",
@@ -34,7 +42,7 @@ def certificate_issued(holders: list[str], event_id: str | None = None) -> dict[
             "issued_on": date.today().isoformat(),
             "submitted_by": "agent-1",
         },
-    }
+    )
 
 
 async def publish(url: str, subject: str, payloads: list[bytes], msg_ids: list[str | None]) -> None:
@@ -156,13 +164,9 @@ async def test_dead_letter_replayed_once_its_prerequisite_arrived(stack: InProce
     """An enrollment notice for a person notify has not heard of yet waits, then dead-letters;
     after the person's registration arrives, an admin replays it into exactly one message."""
     person_id = str(uuid.uuid4())
-    notice = {
-        "specversion": "1.0",
-        "id": str(uuid.uuid4()),
-        "source": "/lingju/benefits",
-        "type": "lingju.benefits.enrollment.created",
-        "time": datetime.now(UTC).isoformat(),
-        "data": {
+    notice = envelope(
+        "lingju.benefits.enrollment.created",
+        {
             "enrollment_id": "e1",
             "program": "only_child_parent_reward",
             "program_name": "独生子女父母奖励费",
@@ -173,7 +177,7 @@ async def test_dead_letter_replayed_once_its_prerequisite_arrived(stack: InProce
             "source": "certificate",
             "source_ref": "c1",
         },
-    }
+    )
     await publish(
         stack.nats.url,
         "lingju.benefits.enrollment.created",
@@ -188,13 +192,9 @@ async def test_dead_letter_replayed_once_its_prerequisite_arrived(stack: InProce
         return items[0]["id"]  # type: ignore[no-any-return]
 
     dead_id = await eventually(dead_lettered)
-    registered = {
-        "specversion": "1.0",
-        "id": str(uuid.uuid4()),
-        "source": "/lingju/registry",
-        "type": "lingju.registry.person.registered",
-        "time": datetime.now(UTC).isoformat(),
-        "data": {
+    registered = envelope(
+        "lingju.registry.person.registered",
+        {
             "person_id": person_id,
             "name": "孙丽",
             "sex": "female",
@@ -204,7 +204,7 @@ async def test_dead_letter_replayed_once_its_prerequisite_arrived(stack: InProce
             "household_type": "rural",
             "phone": "13700137000",
         },
-    }
+    )
     await publish(
         stack.nats.url,
         "lingju.registry.person.registered",
