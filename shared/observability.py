@@ -88,8 +88,9 @@ def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
     if json_logs:
         handler.setFormatter(
             JsonFormatter(
-                "%(asctime)s %(levelname)s %(name)s %(message)s %(service)s %(correlation_id)s",
-                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+                "%(levelname)s %(name)s %(message)s %(service)s %(correlation_id)s",
+                rename_fields={"levelname": "level", "name": "logger"},
+                timestamp="time",  # ISO 8601, UTC
             )
         )
     else:
