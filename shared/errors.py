@@ -12,7 +12,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("lingju.errors")
@@ -199,12 +200,15 @@ def install_error_handlers(app: FastAPI) -> None:
         log.info("integrity error answered as 409: %s", exc.orig)
         return problem_response(request, Problem(409, "conflict"))
 
-    @app.exception_handler(OperationalError)
-    async def _db_down(request: Request, exc: DBAPIError) -> JSONResponse:
-        log.warning("database unavailable: %s", exc.orig)
+    async def _db_down(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable: %s", getattr(exc, "orig", exc))
         return problem_response(
             request, Problem(503, "database_unavailable", headers={"Retry-After": "5"})
         )
+
+    # Connection lost, server restarting, database locked, pool exhausted: retry later.
+    for error in (OperationalError, InterfaceError, PoolTimeoutError):
+        app.add_exception_handler(error, _db_down)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
