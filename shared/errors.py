@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -76,6 +77,39 @@ _FIELD_MESSAGES_ZH: dict[str, str] = {
     "less_than_equal": "数值过大",
     "json_invalid": "不是有效的 JSON",
 }
+
+
+class ProblemDetails(BaseModel):
+    """The body of every error answer (RFC 9457), as published in OpenAPI."""
+
+    type: str = Field(examples=["urn:lingju:problem:validation_failed"])
+    title: str = Field(examples=["请求参数有误"])
+    status: int = Field(examples=[422])
+    code: str = Field(description="Stable machine code; branch on it, not on the text")
+    detail: str
+    instance: str | None = None
+    errors: list[dict[str, str]] | None = Field(
+        default=None,
+        description="Per field: {field, message}",
+        examples=[[{"field": "id_number", "message": "身份证号校验码错误"}]],
+    )
+
+
+def problem_responses() -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the errors any route may answer."""
+    schema = {"schema": ProblemDetails.model_json_schema()}
+    described = {
+        401: "No or invalid token (unauthenticated, token_invalid)",
+        403: "Role or region not allowed (forbidden, out_of_region)",
+        404: "Not found",
+        409: "Conflict (e.g. version_conflict, duplicate_id_number)",
+        422: "Invalid input (validation_failed, body_not_json, ...)",
+        503: "Database or broker unavailable; retry after Retry-After",
+    }
+    return {
+        status: {"description": text, "content": {PROBLEM_JSON: schema}}
+        for status, text in described.items()
+    }
 
 
 def wants_english(request: Request | None) -> bool:

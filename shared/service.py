@@ -25,7 +25,7 @@ from shared.auth import Principal, Role, TokenVerifier, require_roles
 from shared.config import Settings
 from shared.crypto import FieldCipher
 from shared.db import Database
-from shared.errors import Problem, install_error_handlers, problem_response
+from shared.errors import Problem, install_error_handlers, problem_response, problem_responses
 from shared.events.broker import STREAMS, Broker, ensure_stream
 from shared.events.consumer import ConsumerRunner, Handler, ReplayFailed
 from shared.events.outbox import Outbox, OutboxRelay, UnitOfWork
@@ -160,9 +160,7 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
         title=spec.title,
         version="0.1.0",
         lifespan=lifespan,
-        responses={
-            422: {"description": "problem+json: validation_failed"},
-        },
+        responses=problem_responses(),
     )
     app.state.runtime = Runtime(spec, settings)
     install_error_handlers(app)
