@@ -110,12 +110,13 @@ class Runtime:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5)
         self.provisioned.set()
-        self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-relay"))
-        for worker in self.spec.workers:
-            self._tasks.append(asyncio.create_task(worker(self), name=f"{self.name}-worker"))
+        loops: list[tuple[str, Callable[[], Awaitable[None]]]] = [("relay", self.relay.run)]
+        loops += [(f"worker-{i}", lambda w=w: w(self)) for i, w in enumerate(self.spec.workers)]
         if self.spec.handlers:
+            loops.append(("consumers", self.consumers.run))
+        for name, loop in loops:
             self._tasks.append(
-                asyncio.create_task(self.consumers.run(), name=f"{self.name}-consumers")
+                asyncio.create_task(_supervised(name, loop), name=f"{self.name}-{name}")
             )
 
     async def stop(self) -> None:
@@ -133,6 +134,19 @@ class Runtime:
         await self.inflight.drain(within=15)  # finish the transaction or message at hand
         await self.broker.close()
         await self.db.dispose()
+
+
+async def _supervised(name: str, loop: Callable[[], Awaitable[None]]) -> None:
+    """A loop that dies of an unexpected error is logged and started again, never lost."""
+    while True:
+        try:
+            await loop()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s stopped unexpectedly; restarting in 1s", name)
+            await asyncio.sleep(1)
 
 
 def runtime(request: Request) -> Runtime:
