@@ -126,8 +126,12 @@ class ConsumerRunner:
     # -- running ---------------------------------------------------------------------------
 
     async def run(self) -> None:
-        loops = [self._pull_loop(stream) for stream in self.by_stream]
-        await asyncio.gather(*loops, self._lag_loop())
+        # A task group: if one loop fails, the others stop too, and the supervisor restarts
+        # the whole set (no orphaned pull loop left running twice).
+        async with asyncio.TaskGroup() as group:
+            for stream in self.by_stream:
+                group.create_task(self._pull_loop(stream), name=f"{self.durable}-{stream}")
+            group.create_task(self._lag_loop(), name=f"{self.durable}-lag")
 
     async def _pull_loop(self, stream: str) -> None:
         sub: Any = None
