@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     consumer_ack_wait_seconds: float = 30
     consumer_max_deliver: int = 5
     # Delay before redelivery after the n-th failed attempt (the last value repeats).
-    consumer_backoff_seconds: list[float] = Field(default_factory=lambda: [1, 5, 30, 120])
+    consumer_backoff_seconds: list[float] = Field(default_factory=lambda: [1.0, 5.0, 30.0, 120.0])
     consumer_lag_poll_seconds: float = 5.0
 
     # Auth: HS256 in development; JWKS from an OIDC issuer in production.

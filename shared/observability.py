@@ -6,7 +6,8 @@ import logging
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from prometheus_client import (
@@ -105,12 +106,12 @@ def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
     logging.getLogger("nats").setLevel(logging.WARNING)
 
 
-def route_template(scope: dict[str, object], status: int) -> str:
+def route_template(scope: Mapping[str, Any], status: int) -> str:
     """``/api/v1/persons/{person_id}`` rather than the raw path, to keep label cardinality low."""
     if "endpoint" not in scope and status == 404:
         return "unmatched"
     params = scope.get("path_params") or {}
-    names = {str(v): k for k, v in params.items()}  # type: ignore[attr-defined]
+    names = {str(v): k for k, v in params.items()}
     segments = str(scope["path"]).split("/")
     return "/".join(f"{{{names[seg]}}}" if seg in names else seg for seg in segments)
 

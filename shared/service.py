@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -44,7 +44,7 @@ class ServiceSpec:
     metadata: MetaData
     kernel: KernelTables
     routers: list[APIRouter]
-    handlers: dict[str, Handler] = field(default_factory=dict)
+    handlers: Mapping[str, Handler] = field(default_factory=dict)
     # Long-running loops of the service itself (e.g. notify's delivery dispatcher).
     workers: list[Callable[[Runtime], Awaitable[None]]] = field(default_factory=list)
 

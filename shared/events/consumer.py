@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import nats.errors
@@ -60,7 +60,7 @@ class ConsumerRunner:
         broker: Broker,
         settings: Settings,
         metrics: ServiceMetrics,
-        handlers: dict[str, Handler],
+        handlers: Mapping[str, Handler],
         inflight: InFlight,
     ) -> None:
         self.service = service
