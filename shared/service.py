@@ -120,20 +120,28 @@ class Runtime:
             )
 
     async def stop(self) -> None:
-        pending = {t for t in self._tasks if not t.done()}
-        for _ in range(6):
+        pending = await _cancel({t for t in self._tasks if not t.done()}, within=2)
+        await self.inflight.drain(within=15)  # finish the transaction or message at hand
+        # Closing the connection also frees a pull that lost its cancellation: on Python 3.11
+        # asyncio.wait_for (inside nats-py's fetch) can swallow one.
+        await self.broker.close()
+        for _ in range(3):
             if not pending:
                 break
-            # Cancel again if needed: on Python 3.11 asyncio.wait_for (used inside nats-py's
-            # fetch) can swallow a cancellation that races with its own timeout.
-            for task in pending:
-                task.cancel()
-            _, pending = await asyncio.wait(pending, timeout=5)
+            pending = await _cancel(pending, within=5)
         if pending:
             log.error("tasks did not stop: %s", sorted(t.get_name() for t in pending))
-        await self.inflight.drain(within=15)  # finish the transaction or message at hand
-        await self.broker.close()
         await self.db.dispose()
+
+
+async def _cancel(tasks: set[asyncio.Task[Any]], within: float) -> set[asyncio.Task[Any]]:
+    """Cancel and wait up to ``within`` seconds; returns the tasks still running."""
+    if not tasks:
+        return tasks
+    for task in tasks:
+        task.cancel()
+    _, pending = await asyncio.wait(tasks, timeout=within)
+    return pending
 
 
 async def _supervised(name: str, loop: Callable[[], Awaitable[None]]) -> None:

@@ -72,6 +72,10 @@ class Broker:
         log.info("nats connected", extra={"nats_url": self.url})
 
     @property
+    def closing(self) -> bool:
+        return self._closing
+
+    @property
     def is_connected(self) -> bool:
         return self.nc is not None and self.nc.is_connected
 

@@ -158,6 +158,8 @@ class ConsumerRunner:
             except asyncio.CancelledError:
                 raise
             except Exception as e:
+                if self.broker.closing:
+                    return  # shutting down
                 log.warning("consumer %s/%s: fetch failed: %s", self.durable, stream, e)
                 sub = None
                 await asyncio.sleep(1)
