@@ -14,6 +14,7 @@ ServiceName = Literal["registry", "benefits", "visits", "notify"]
 # Only for development and tests: production refuses to start with these (see ``check``).
 DEV_JWT_SECRET = "lingju-development-secret-change-me-0123456789"
 DEV_DATA_KEY = "dev1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+DEV_BUREAU_HMAC_SECRET = "lingju-development-bureau-secret"
 DEV_BLIND_INDEX_KEY = "bGluZ2p1LWRldmVsb3BtZW50LWJsaW5kLWluZGV4LWtleQ=="
 
 
@@ -65,6 +66,10 @@ class Settings(BaseSettings):
     jwt_audience: str | None = None
     jwt_leeway_seconds: int = 30
 
+    # The county health bureau signs its calls (HMAC-SHA256) with this shared secret.
+    bureau_hmac_secret: str = DEV_BUREAU_HMAC_SECRET
+    bureau_signature_max_age_seconds: int = 300
+
     # Personal data: "kid:base64key" pairs, comma separated; the first encrypts new values.
     data_keys: str = DEV_DATA_KEY
     blind_index_key: str = DEV_BLIND_INDEX_KEY
@@ -87,5 +92,7 @@ class Settings(BaseSettings):
             return
         if self.jwt_secret == DEV_JWT_SECRET and not self.jwt_jwks_url:
             raise RuntimeError("production needs LINGJU_JWT_JWKS_URL (or a real secret)")
+        if self.bureau_hmac_secret == DEV_BUREAU_HMAC_SECRET:
+            raise RuntimeError("production needs LINGJU_BUREAU_HMAC_SECRET")
         if self.data_keys == DEV_DATA_KEY or self.blind_index_key == DEV_BLIND_INDEX_KEY:
             raise RuntimeError("production needs LINGJU_DATA_KEYS and LINGJU_BLIND_INDEX_KEY")

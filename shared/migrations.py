@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from alembic import command, context
 from alembic.config import Config
@@ -11,7 +12,7 @@ from sqlalchemy import MetaData, pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from shared.db import async_url
+from shared.db import UtcDateTime, async_url
 
 SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
 
@@ -28,6 +29,13 @@ def upgrade(service: str, url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(service, url), revision)
 
 
+def _render_item(kind: str, obj: Any, autogen_context: Any) -> str | bool:
+    """Autogenerate writes our UTC timestamp type as the plain column type it stores."""
+    if kind == "type" and isinstance(obj, UtcDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
 def run_env(target_metadata: MetaData) -> None:
     """The body of every service's ``migrations/env.py``."""
     url = context.config.attributes.get("url") or context.config.get_main_option("sqlalchemy.url")
@@ -39,6 +47,7 @@ def run_env(target_metadata: MetaData) -> None:
             target_metadata=target_metadata,
             render_as_batch=render_batch,
             compare_type=True,
+            render_item=_render_item,
         )
         with context.begin_transaction():
             context.run_migrations()

@@ -41,8 +41,12 @@ class Person(Base, table=True):
     region_code: str = Field(max_length=12, index=True)
     residency: str = Field(max_length=12)
     household_type: str = Field(max_length=8)
+    # single | married | divorced | widowed (婚姻状况)
+    marital_status: str = Field(default="unknown", max_length=10)
+    died_on: date | None = None
     created_by: str = Field(max_length=200)
     created_at: datetime = _ts()
+    updated_at: datetime = _ts()
     version: int = 1
 
 

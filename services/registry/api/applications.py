@@ -4,8 +4,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
-from services.registry import usecases
 from services.registry.api.schemas import ApplicationIn, ApplicationOut, ReviewIn
+from services.registry.usecases import applications as usecases
 from shared.auth import Principal, Role, current_principal, require_roles
 from shared.idempotency import run_idempotent
 from shared.service import RuntimeDep

@@ -1,15 +1,9 @@
-"""Registry use cases: load, apply the domain rules, persist, announce (one unit of work)."""
+"""Certificate applications (证件申请): submission, review, issue."""
 
 from __future__ import annotations
 
 import secrets
-import tomllib
 import uuid
-from datetime import date
-from functools import lru_cache
-from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 
@@ -17,129 +11,22 @@ from services.registry.api.schemas import (
     ApplicationIn,
     ApplicationOut,
     MissingMaterial,
-    PersonIn,
-    PersonOut,
     ReviewIn,
 )
 from services.registry.domain import applications as rules
-from services.registry.domain.identity import parse_id_number
 from services.registry.domain.workdays import add_working_days
-from services.registry.events import CertificateIssued, PersonRegistered
+from services.registry.events import CertificateIssued
 from services.registry.models import Application, ApplicationAction, Certificate, Person
-from shared.auth import Principal, Role
-from shared.crypto import FieldCipher, mask_id_number
+from services.registry.usecases.common import (
+    catalogue,
+    fallback_holidays,
+    require_person_access,
+    today,
+)
+from shared.auth import Principal
 from shared.db import utcnow
 from shared.errors import Problem, not_found
 from shared.events.outbox import UnitOfWork
-
-CATALOGUE_FILE = Path(__file__).with_name("certificate_types.toml")
-_ID_CONTEXT = "registry.persons.id_number"
-_SHANGHAI = ZoneInfo("Asia/Shanghai")
-
-
-@lru_cache(maxsize=1)
-def _catalogue_file() -> dict[str, Any]:
-    return tomllib.loads(CATALOGUE_FILE.read_text("utf-8"))
-
-
-@lru_cache(maxsize=1)
-def catalogue() -> dict[str, rules.CertificateType]:
-    return rules.parse_catalogue(_catalogue_file())
-
-
-@lru_cache(maxsize=1)
-def fallback_holidays() -> frozenset[date]:
-    """Holidays for years the official calendar library does not cover yet."""
-    return frozenset(date.fromisoformat(d) for d in _catalogue_file().get("fallback_holidays", []))
-
-
-def today() -> date:
-    """Business days are counted in Asia/Shanghai."""
-    return utcnow().astimezone(_SHANGHAI).date()
-
-
-# -- persons ------------------------------------------------------------------------------
-
-
-def person_out(person: Person, cipher: FieldCipher, principal: Principal) -> PersonOut:
-    id_number = cipher.decrypt(person.id_number_enc, context=_ID_CONTEXT)
-    sees_full = principal.role is Role.admin or principal.person_id == person.id
-    return PersonOut(
-        id=person.id,
-        id_number=id_number if sees_full else mask_id_number(id_number),
-        name=person.name,
-        sex=person.sex,  # type: ignore[arg-type]
-        birth_date=person.birth_date,
-        phone=person.phone,
-        region_code=person.region_code,
-        residency=person.residency,
-        household_type=person.household_type,
-        version=person.version,
-    )
-
-
-async def register_person(
-    uow: UnitOfWork, cipher: FieldCipher, body: PersonIn, principal: Principal
-) -> tuple[int, PersonOut]:
-    principal.require_region(body.region_code)
-    facts = parse_id_number(body.id_number, today=today())
-    index = cipher.blind_index(facts.id_number, context=_ID_CONTEXT)
-    exists = await uow.session.scalar(select(Person.id).where(Person.id_number_index == index))
-    if exists:
-        raise Problem(
-            409, "duplicate_id_number", "该身份证号已登记", "This ID number is already registered"
-        )
-    person = Person(
-        id=str(uuid.uuid4()),
-        id_number_enc=cipher.encrypt(facts.id_number, context=_ID_CONTEXT),
-        id_number_index=index,
-        name=body.name,
-        sex=facts.sex,
-        birth_date=facts.birth_date,
-        phone=body.phone,
-        region_code=body.region_code,
-        residency=body.residency,
-        household_type=body.household_type,
-        created_by=principal.sub,
-    )
-    uow.session.add(person)
-    uow.publish(
-        PersonRegistered(
-            person_id=person.id,
-            name=person.name,
-            sex=facts.sex,
-            birth_date=facts.birth_date,
-            region_code=person.region_code,
-            residency=person.residency,
-            household_type=person.household_type,
-            phone=person.phone,
-        ),
-        subject=person.id,
-    )
-    return 201, person_out(person, cipher, principal)
-
-
-async def get_person(
-    uow: UnitOfWork, cipher: FieldCipher, person_id: str, principal: Principal
-) -> PersonOut:
-    person = await uow.session.get(Person, person_id)
-    if person is None:
-        raise not_found("居民", "Person")
-    _require_person_access(principal, person)
-    return person_out(person, cipher, principal)
-
-
-def _require_person_access(principal: Principal, person: Person) -> None:
-    if principal.role is Role.resident:
-        if principal.person_id != person.id:
-            raise Problem(
-                403, "forbidden", "只能查看本人的记录", "Residents see only their own record"
-            )
-        return
-    principal.require_region(person.region_code)
-
-
-# -- applications -------------------------------------------------------------------------
 
 
 def application_out(
@@ -183,7 +70,7 @@ async def submit_application(
             "Applicant not found",
             errors=[{"field": "applicant_id", "message": "申请人不存在"}],
         )
-    _require_person_access(principal, applicant)
+    require_person_access(principal, applicant)
     for field, pid in body.subjects.model_dump().items():
         if pid is not None and await uow.session.get(Person, pid) is None:
             raise Problem(
@@ -327,5 +214,5 @@ async def get_application(
         raise not_found("申请", "Application")
     applicant = await uow.session.get(Person, app.applicant_id)
     assert applicant is not None  # foreign key
-    _require_person_access(principal, applicant)
+    require_person_access(principal, applicant)
     return application_out(app, catalogue()[app.type], await certificate_no_of(uow, app.id))
