@@ -43,6 +43,11 @@ TITLES: dict[str, tuple[str, str]] = {
     "method_not_allowed": ("不支持该请求方法", "Method not allowed"),
     "conflict": ("与现有数据冲突", "Conflict"),
     "version_conflict": ("数据已被他人修改，请刷新后重试", "Modified by someone else; reload"),
+    "precondition_failed": ("数据已被他人修改（If-Match 不符）", "If-Match does not match"),
+    "version_required": ("缺少版本号", "Version required"),
+    "comment_required": ("请填写理由", "A reason is required"),
+    "materials_not_expected": ("当前状态不需要补充材料", "No materials are awaited now"),
+    "certificate_revoked": ("证件已注销", "Certificate already revoked"),
     "idempotency_key_reused": (
         "同一幂等键已用于不同的请求",
         "Idempotency-Key was used for a different request",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
@@ -40,6 +40,14 @@ def cursor_time(value: str) -> datetime:
     """A timestamp taken from a decoded cursor."""
     try:
         return datetime.fromisoformat(value)
+    except ValueError as e:
+        raise _invalid() from e
+
+
+def cursor_date(value: str) -> date:
+    """A date taken from a decoded cursor."""
+    try:
+        return date.fromisoformat(value)
     except ValueError as e:
         raise _invalid() from e
 

@@ -72,8 +72,9 @@ async def test_events_committed_while_nats_is_down_arrive_exactly_once(
     try:
         await eventually(_disconnected(stack))
         issued = [await stack.issue_certificate() for _ in range(certificates)]
-        # Every event is safe in the outbox: 3 persons and 1 certificate per application.
-        assert await stack.rt("registry").relay.backlog() == 4 * certificates
+        # Every event is safe in the outbox. Per application: 3 persons registered, 2 review
+        # decisions (village, township), 1 certificate issued.
+        assert await stack.rt("registry").relay.backlog() == 6 * certificates
     finally:
         nats_server.start()
     holders = [h["id"] for i in issued for h in (i["mother"], i["father"])]
@@ -278,4 +279,4 @@ async def test_metrics_show_outbox_and_consumers(stack: InProcessStack) -> None:
     await eventually(flowed)
     text = (await stack.registry.get("/metrics")).text
     assert 'lingju_outbox_backlog{service="registry"} 0.0' in text
-    assert 'lingju_events_published_total{service="registry"} 4.0' in text
+    assert 'lingju_events_published_total{service="registry"} 6.0' in text

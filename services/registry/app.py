@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.registry.api import applications, persons
+from services.registry.api import applications, catalogue, certificates, persons
 from services.registry.models import KERNEL, metadata
 from shared.config import Settings
 from shared.service import ServiceSpec, create_service_app
@@ -14,7 +14,7 @@ SPEC = ServiceSpec(
     title="Lingju registry (户籍与证件)",
     metadata=metadata,
     kernel=KERNEL,
-    routers=[persons.router, applications.router],
+    routers=[catalogue.router, persons.router, applications.router, certificates.router],
 )
 
 

@@ -32,8 +32,9 @@ class Person(Base, table=True):
 
     id: str = Field(primary_key=True, max_length=36)
     # The ID number exists only encrypted (AES-GCM) plus a keyed blind index for lookups.
-    id_number_enc: str = Field(max_length=200)
-    id_number_index: str = Field(max_length=64, unique=True)
+    # A newborn often has no ID number yet: both are then null (the index stays unique).
+    id_number_enc: str | None = Field(default=None, max_length=200)
+    id_number_index: str | None = Field(default=None, max_length=64, unique=True)
     name: str = Field(max_length=50)
     sex: str = Field(max_length=6)
     birth_date: date
@@ -69,6 +70,9 @@ class Application(Base, table=True):
     due_date: date
     submitted_by: str = Field(max_length=200)
     submitted_by_role: str = Field(max_length=20)
+    submitted_via: str = Field(default="self", max_length=10)  # self | agent (代办)
+    # Set once by the deadline sweep, when the overdue notice went out (限时办结).
+    overdue_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
     version: int = 1
@@ -91,6 +95,16 @@ class ApplicationAction(Base, table=True):
     at: datetime = _ts()
 
 
+class CertificateSequence(Base, table=True):
+    """The last certificate number used per county and year: numbers are never reused."""
+
+    __tablename__ = "certificate_sequences"
+
+    county_code: str = Field(primary_key=True, max_length=6)
+    year: int = Field(primary_key=True)
+    last: int = 0
+
+
 class Certificate(Base, table=True):
     __tablename__ = "certificates"
 
@@ -102,5 +116,92 @@ class Certificate(Base, table=True):
     child_id: str | None = Field(default=None, max_length=36)
     region_code: str = Field(max_length=12)
     issued_on: date
-    status: str = Field(default="valid", max_length=10)
+    valid_until: date | None = None
+    status: str = Field(default="valid", max_length=10)  # valid | revoked
+    revoked_on: date | None = None
+    revoke_reason: str | None = Field(default=None, max_length=1000)
+    created_at: datetime = _ts()
+
+
+class Family(Base, table=True):
+    """A couple (夫妻) with their marriage date; children are linked in ``family_children``."""
+
+    __tablename__ = "families"
+
+    id: str = Field(primary_key=True, max_length=36)
+    wife_id: str = Field(foreign_key="persons.id", max_length=36, index=True)
+    husband_id: str = Field(foreign_key="persons.id", max_length=36, index=True)
+    marriage_date: date
+    # The wife's division code: births take the mother's region, and so does the family.
+    region_code: str = Field(max_length=12, index=True)
+    status: str = Field(default="current", max_length=10)  # current | dissolved
+    # "<wife_id>:<husband_id>" while current, null once dissolved: a unique key, so one couple
+    # has one current family even when two officers register it at the same moment.
+    couple_key: str | None = Field(default=None, max_length=80, unique=True)
+    created_by: str = Field(max_length=200)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+    version: int = 1
+
+
+class FamilyChild(Base, table=True):
+    """A child of a family (linked at registration, at birth, or later)."""
+
+    __tablename__ = "family_children"
+
+    family_id: str = Field(foreign_key="families.id", primary_key=True, max_length=36)
+    child_id: str = Field(foreign_key="persons.id", primary_key=True, max_length=36, index=True)
+    linked_by: str = Field(max_length=200)
+    linked_at: datetime = _ts()
+
+
+class Birth(Base, table=True):
+    """A birth (出生登记): the facts of the event; the child itself is a Person."""
+
+    __tablename__ = "births"
+
+    id: str = Field(primary_key=True, max_length=36)
+    child_id: str = Field(foreign_key="persons.id", max_length=36, unique=True)
+    mother_id: str = Field(foreign_key="persons.id", max_length=36, index=True)
+    father_id: str | None = Field(default=None, foreign_key="persons.id", max_length=36)
+    family_id: str | None = Field(default=None, foreign_key="families.id", max_length=36)
+    birth_date: date
+    hospital: str = Field(max_length=200)
+    # 出生医学证明编号: one birth, one certificate, so a birth cannot be registered twice.
+    birth_certificate_no: str = Field(max_length=40, unique=True)
+    source: str = Field(max_length=10)  # officer | hospital
+    recorded_by: str = Field(max_length=200)
+    created_at: datetime = _ts()
+
+
+class Death(Base, table=True):
+    """A death report; the primary key makes a person die once."""
+
+    __tablename__ = "deaths"
+
+    person_id: str = Field(foreign_key="persons.id", primary_key=True, max_length=36)
+    date_of_death: date
+    # The cause is health information (PIPL sensitive personal information): encrypted.
+    cause_enc: str | None = Field(default=None, max_length=2000)
+    reported_by: str = Field(max_length=200)
+    source: str = Field(max_length=10)  # officer | hospital
+    recorded_by: str = Field(max_length=200)
+    created_at: datetime = _ts()
+
+
+class HospitalReport(Base, table=True):
+    """A birth or death the health bureau reported, by its external reference (idempotency)."""
+
+    __tablename__ = "hospital_reports"
+
+    external_ref: str = Field(primary_key=True, max_length=100)
+    kind: str = Field(max_length=10)  # birth | death
+    # Keyed digest (HMAC) of the canonical body: a different body under the same reference
+    # is refused; keyed, so the digest of a body holding an ID number reveals nothing.
+    request_hash: str = Field(max_length=64)
+    person_id: str | None = Field(default=None, foreign_key="persons.id", max_length=36)
+    family_id: str | None = Field(default=None, foreign_key="families.id", max_length=36)
+    status_code: int = 201
+    response: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    received_by: str = Field(max_length=200)
     created_at: datetime = _ts()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -91,6 +91,9 @@ class ApplicationOut(BaseModel):
     status: str
     level: str | None = Field(description="Review level the application waits at")
     due_date: date
+    overdue: bool = Field(description="Open and past its statutory due date")
+    submitted_via: Literal["self", "agent"]
+    submitted_by_role: str
     version: int
     missing_materials: list[MissingMaterial] = []
     certificate_no: str | None = None
@@ -98,5 +101,46 @@ class ApplicationOut(BaseModel):
 
 class ReviewIn(BaseModel):
     decision: Literal["approve", "return", "reject"]
-    comment: str | None = Field(default=None, max_length=1000)
-    version: int = Field(ge=1, description="The version you read; a stale one gets 409")
+    comment: str | None = Field(
+        default=None, max_length=1000, description="Required to return (what to fix) or reject"
+    )
+    version: int | None = Field(
+        default=None, ge=1, description="The version you read (or send If-Match); stale: 409"
+    )
+
+
+class MaterialsIn(BaseModel):
+    materials: list[MaterialIn] = Field(min_length=1)
+    version: int | None = Field(default=None, ge=1)
+
+
+class ActionOut(BaseModel):
+    action: str
+    actor: str
+    actor_role: str
+    level: str | None
+    from_status: str | None
+    to_status: str
+    comment: str | None
+    at: datetime
+
+
+class ApplicationDetail(ApplicationOut):
+    history: list[ActionOut] = Field(description="Every step: who, role, when, what, why")
+
+
+class RevokeIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+class CertificateOut(BaseModel):
+    certificate_no: str
+    type: str
+    holder_ids: list[str]
+    child_id: str | None
+    region_code: str
+    issued_on: date
+    valid_until: date | None
+    status: str
+    revoked_on: date | None
+    revoke_reason: str | None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 from typing import Any
 
@@ -52,7 +53,7 @@ class CertificateType:
     levels: tuple[str, ...]
     materials: tuple[Material, ...]
     fee_fen: int
-    number_prefix: str
+    validity_years: int | None  # None: valid without end
     basis: str = ""
 
     def missing_materials(self, provided: set[str]) -> list[Material]:
@@ -78,10 +79,24 @@ def parse_catalogue(raw: dict[str, Any]) -> dict[str, CertificateType]:
             levels=levels,
             materials=tuple(Material(**m) for m in t.get("materials", [])),
             fee_fen=int(t.get("fee_fen", 0)),
-            number_prefix=t.get("number_prefix", t["code"][:3].upper()),
+            validity_years=t.get("validity_years"),
             basis=t.get("basis", ""),
         )
     return out
+
+
+def certificate_number(county_code: str, year: int, sequence: int) -> str:
+    """``<county code>-<year>-<sequence>``: e.g. 330102-2026-000123. Sequences never repeat."""
+    return f"{county_code}-{year}-{sequence:06d}"
+
+
+def valid_until(issued_on: date, validity_years: int | None) -> date | None:
+    if validity_years is None:
+        return None
+    try:
+        return issued_on.replace(year=issued_on.year + validity_years)
+    except ValueError:  # issued on 29 February
+        return issued_on.replace(year=issued_on.year + validity_years, day=28)
 
 
 class ReviewRefused(Exception):

@@ -50,7 +50,7 @@ def test_real_catalogue_file_parses() -> None:
     assert honor.levels == TWO_LEVELS
     assert honor.time_limit_working_days == 20
     assert honor.fee_fen == 0
-    assert honor.number_prefix == "DZ"
+    assert honor.validity_years is None
     assert [m.code for m in honor.materials] == [
         "household_register",
         "marriage_certificate",
@@ -61,7 +61,7 @@ def test_real_catalogue_file_parses() -> None:
 
 
 def test_defaults_of_a_catalogue_entry() -> None:
-    """Enabled, free, no materials, prefix from the code's first three letters."""
+    """Enabled, free, no materials, valid without end."""
     ctype = parse_catalogue({"types": [type_entry(code="birth_permit")]})["birth_permit"]
     assert ctype == CertificateType(
         code="birth_permit",
@@ -71,7 +71,7 @@ def test_defaults_of_a_catalogue_entry() -> None:
         levels=TWO_LEVELS,
         materials=(),
         fee_fen=0,
-        number_prefix="BIR",
+        validity_years=None,
         basis="",
     )
 

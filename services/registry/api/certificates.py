@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from services.registry.api.schemas import CertificateOut, RevokeIn
+from services.registry.usecases import applications as usecases
+from shared.auth import Principal, Role, current_principal, require_roles
+from shared.service import RuntimeDep
+
+router = APIRouter(prefix="/certificates", tags=["certificates"])
+
+Revoker = Annotated[
+    Principal, Depends(require_roles(Role.township_officer, Role.county_officer, Role.admin))
+]
+
+
+@router.get("/{certificate_no}", response_model=CertificateOut, summary="One certificate")
+async def get_certificate(
+    certificate_no: str,
+    rt: RuntimeDep,
+    principal: Annotated[Principal, Depends(current_principal)],
+) -> CertificateOut:
+    async with rt.uow() as uow:
+        return await usecases.get_certificate(uow, certificate_no, principal)
+
+
+@router.post(
+    "/{certificate_no}/revoke",
+    response_model=CertificateOut,
+    summary="Revoke a certificate, with the reason; its enrollments end from the next period",
+)
+async def revoke_certificate(
+    certificate_no: str, body: RevokeIn, rt: RuntimeDep, principal: Revoker
+) -> CertificateOut:
+    async with rt.uow() as uow:
+        out = await usecases.revoke_certificate(uow, certificate_no, body, principal)
+        await uow.commit()
+        return out
