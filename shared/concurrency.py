@@ -31,7 +31,9 @@ def expected_version(if_match: str | None, body_version: int | None) -> Expected
         raw = if_match.strip().removeprefix("W/").strip('"')
         if not raw.isdigit():
             raise Problem(
-                422, "validation_failed", "If-Match 应为版本号，如 \"3\"",
+                422,
+                "validation_failed",
+                'If-Match 应为版本号，如 "3"',
                 'If-Match must be a version, e.g. "3"',
                 errors=[{"field": "If-Match", "message": "格式不正确"}],
             )
@@ -39,6 +41,8 @@ def expected_version(if_match: str | None, body_version: int | None) -> Expected
     if body_version is not None:
         return Expected(body_version, via_header=False)
     raise Problem(
-        428, "version_required", "请提供所读取的版本（If-Match 或 version）",
+        428,
+        "version_required",
+        "请提供所读取的版本（If-Match 或 version）",
         "Send the version you read (If-Match or version)",
     )

@@ -14,6 +14,7 @@ ServiceName = Literal["registry", "benefits", "visits", "notify"]
 # Only for development and tests: production refuses to start with these (see ``check``).
 DEV_JWT_SECRET = "lingju-development-secret-change-me-0123456789"
 DEV_DATA_KEY = "dev1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+DEV_CERTIFICATE_SIGNING_KEY = "lingju-development-certificate-signing-key"
 DEV_BUREAU_HMAC_SECRET = "lingju-development-bureau-secret"
 DEV_BLIND_INDEX_KEY = "bGluZ2p1LWRldmVsb3BtZW50LWJsaW5kLWluZGV4LWtleQ=="
 
@@ -74,6 +75,14 @@ class Settings(BaseSettings):
     data_keys: str = DEV_DATA_KEY
     blind_index_key: str = DEV_BLIND_INDEX_KEY
 
+    # registry: the key that signs certificate verification codes, and the public endpoints
+    # rate per client and minute.
+    certificate_signing_key: str = DEV_CERTIFICATE_SIGNING_KEY
+    public_rate_per_minute: int = 20
+
+    # registry: how often open applications are checked against their due dates.
+    registry_overdue_sweep_seconds: float = 300
+
     # notify's development provider writes every outgoing message to this file.
     notify_file_provider_path: Path | None = None
 
@@ -92,6 +101,8 @@ class Settings(BaseSettings):
             return
         if self.jwt_secret == DEV_JWT_SECRET and not self.jwt_jwks_url:
             raise RuntimeError("production needs LINGJU_JWT_JWKS_URL (or a real secret)")
+        if self.certificate_signing_key == DEV_CERTIFICATE_SIGNING_KEY:
+            raise RuntimeError("production needs LINGJU_CERTIFICATE_SIGNING_KEY")
         if self.bureau_hmac_secret == DEV_BUREAU_HMAC_SECRET:
             raise RuntimeError("production needs LINGJU_BUREAU_HMAC_SECRET")
         if self.data_keys == DEV_DATA_KEY or self.blind_index_key == DEV_BLIND_INDEX_KEY:

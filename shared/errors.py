@@ -48,6 +48,17 @@ TITLES: dict[str, tuple[str, str]] = {
     "comment_required": ("请填写理由", "A reason is required"),
     "materials_not_expected": ("当前状态不需要补充材料", "No materials are awaited now"),
     "certificate_revoked": ("证件已注销", "Certificate already revoked"),
+    "rate_limited": ("请求过于频繁", "Too many requests"),
+    "family_exists": ("这对夫妻已登记为家庭", "Couple already registered as a family"),
+    "child_already_linked": ("该子女已在此家庭中", "Child already linked to this family"),
+    "duplicate_birth": ("该出生已登记", "Birth already registered"),
+    "already_dead": ("该居民的死亡已登记", "Death already recorded"),
+    "external_ref_conflict": (
+        "外部编号已用于内容不同的报告",
+        "External reference used for a different report",
+    ),
+    "signature_invalid": ("请求签名无效", "Invalid request signature"),
+    "signature_expired": ("请求签名已过期", "Request signature expired"),
     "idempotency_key_reused": (
         "同一幂等键已用于不同的请求",
         "Idempotency-Key was used for a different request",

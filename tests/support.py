@@ -306,3 +306,16 @@ class InProcessStack:
         t = service_metadata(service).tables[table]
         async with self.rt(service).db.session() as s:
             return int((await s.execute(select(func.count()).select_from(t))).scalar_one())
+
+
+async def published(stack: InProcessStack, service: str, event_type: str) -> list[dict[str, Any]]:
+    """The events of one type a service has written to its outbox, oldest first."""
+    import json
+
+    from sqlalchemy import select
+
+    t = stack.rt(service).tables.outbox
+    async with stack.rt(service).db.session() as s:
+        rows = (await s.execute(select(t.c.payload).order_by(t.c.seq))).scalars().all()
+    events = [json.loads(p) for p in rows]
+    return [e for e in events if e["type"] == event_type]

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.registry.api import applications, catalogue, certificates, persons
+from services.registry.api import (
+    applications,
+    catalogue,
+    certificates,
+    families,
+    integrations,
+    life_events,
+    persons,
+    public,
+)
+from services.registry.deadlines import run_overdue_sweep
 from services.registry.models import KERNEL, metadata
 from shared.config import Settings
 from shared.service import ServiceSpec, create_service_app
@@ -14,7 +24,17 @@ SPEC = ServiceSpec(
     title="Lingju registry (户籍与证件)",
     metadata=metadata,
     kernel=KERNEL,
-    routers=[catalogue.router, persons.router, applications.router, certificates.router],
+    routers=[
+        catalogue.router,
+        public.router,
+        persons.router,
+        applications.router,
+        certificates.router,
+        families.router,
+        life_events.router,
+        integrations.router,
+    ],
+    workers=[run_overdue_sweep],
 )
 
 

@@ -23,7 +23,9 @@ async def get_certificate(
     principal: Annotated[Principal, Depends(current_principal)],
 ) -> CertificateOut:
     async with rt.uow() as uow:
-        return await usecases.get_certificate(uow, certificate_no, principal)
+        return await usecases.get_certificate(
+            uow, certificate_no, principal, rt.settings.certificate_signing_key.encode()
+        )
 
 
 @router.post(
@@ -35,6 +37,8 @@ async def revoke_certificate(
     certificate_no: str, body: RevokeIn, rt: RuntimeDep, principal: Revoker
 ) -> CertificateOut:
     async with rt.uow() as uow:
-        out = await usecases.revoke_certificate(uow, certificate_no, body, principal)
+        out = await usecases.revoke_certificate(
+            uow, certificate_no, body, principal, rt.settings.certificate_signing_key.encode()
+        )
         await uow.commit()
         return out

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from services.registry.domain.identity import parse_id_number
 from shared.errors import LocalizedValueError
@@ -15,13 +15,35 @@ _PHONE = re.compile(r"^1[3-9]\d{9}$")
 _REGION = re.compile(r"^\d{12}$")
 
 
+def _check_phone(v: str) -> str:
+    if not _PHONE.match(v):
+        raise LocalizedValueError(
+            "手机号应为 11 位大陆手机号", "phone must be an 11-digit mainland mobile"
+        )
+    return v
+
+
+def _check_region(v: str) -> str:
+    if not _REGION.match(v):
+        raise LocalizedValueError("区划代码应为 12 位数字", "region_code must have 12 digits")
+    return v
+
+
+Phone = Annotated[str, AfterValidator(_check_phone), Field(examples=["13800138000"])]
+RegionCode = Annotated[
+    str,
+    AfterValidator(_check_region),
+    Field(examples=["330102001001"], description="12-digit division code"),
+]
+
+
 class PersonIn(BaseModel):
     model_config = ConfigDict(str_strip_whitespace=True)
 
     id_number: str = Field(examples=["11010519491231002X"])
     name: str = Field(min_length=1, max_length=50, examples=["张三"])
-    phone: str | None = Field(default=None, examples=["13800138000"])
-    region_code: str = Field(examples=["330102001001"], description="12-digit division code")
+    phone: Phone | None = None
+    region_code: RegionCode
     residency: Literal["registered", "floating"] = "registered"
     household_type: Literal["rural", "urban"]
 
@@ -30,26 +52,30 @@ class PersonIn(BaseModel):
     def _id_number(cls, v: str) -> str:
         return parse_id_number(v).id_number  # raises InvalidIdNumber (zh + en)
 
-    @field_validator("phone")
-    @classmethod
-    def _phone(cls, v: str | None) -> str | None:
-        if v is not None and not _PHONE.match(v):
-            raise LocalizedValueError(
-                "手机号应为 11 位大陆手机号", "phone must be an 11-digit mainland mobile"
-            )
-        return v
 
-    @field_validator("region_code")
-    @classmethod
-    def _region(cls, v: str) -> str:
-        if not _REGION.match(v):
-            raise LocalizedValueError("区划代码应为 12 位数字", "region_code must have 12 digits")
-        return v
+MaritalStatus = Literal["unknown", "single", "married", "divorced", "widowed"]
+
+
+class PersonPatch(BaseModel):
+    """Only the fields sent change. Sex and birth date follow the ID number: not editable."""
+
+    model_config = ConfigDict(str_strip_whitespace=True, extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=50)
+    phone: Phone | None = None
+    region_code: RegionCode | None = None
+    residency: Literal["registered", "floating"] | None = None
+    household_type: Literal["rural", "urban"] | None = None
+    marital_status: MaritalStatus | None = None
+    version: int | None = Field(default=None, ge=1, description="Or send If-Match")
 
 
 class PersonOut(BaseModel):
     id: str
-    id_number: str = Field(description="Masked unless the caller is the person or an admin")
+    id_number: str | None = Field(
+        description="Masked unless the caller is the person or an admin; null for a newborn "
+        "who has none yet"
+    )
     name: str
     sex: Literal["male", "female"]
     birth_date: date
@@ -57,6 +83,8 @@ class PersonOut(BaseModel):
     region_code: str
     residency: str
     household_type: str
+    marital_status: str
+    died_on: date | None = None
     version: int
 
 
@@ -144,3 +172,26 @@ class CertificateOut(BaseModel):
     status: str
     revoked_on: date | None
     revoke_reason: str | None
+    verification_code: str = Field(
+        description="Printed on the certificate; anyone can check it at the public endpoint"
+    )
+
+
+class ProgressOut(BaseModel):
+    """The public progress answer (办件进度): nothing personal."""
+
+    application_no: str
+    type: str
+    type_name: str
+    status: str
+    next_step: str
+    due_date: date
+    overdue: bool
+
+
+class VerificationOut(BaseModel):
+    certificate_no: str
+    result: Literal["valid", "expired", "revoked", "unknown"]
+    type_name: str | None = None
+    issued_on: date | None = None
+    valid_until: date | None = None

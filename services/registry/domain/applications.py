@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -97,6 +99,30 @@ def valid_until(issued_on: date, validity_years: int | None) -> date | None:
         return issued_on.replace(year=issued_on.year + validity_years)
     except ValueError:  # issued on 29 February
         return issued_on.replace(year=issued_on.year + validity_years, day=28)
+
+
+def verification_code(key: bytes, certificate_no: str) -> str:
+    """Printed on the certificate (and in its QR code): HMAC of the number, 16 hex digits.
+
+    Without the county's key nobody can compute a valid code for a number, so a forged or
+    altered certificate fails verification.
+    """
+    return hmac.new(key, certificate_no.encode(), hashlib.sha256).hexdigest()[:16].upper()
+
+
+def verification_code_matches(key: bytes, certificate_no: str, code: str) -> bool:
+    return hmac.compare_digest(verification_code(key, certificate_no), code.strip().upper())
+
+
+NEXT_STEP_ZH: dict[Status, str] = {
+    Status.submitted: "等待审核",
+    Status.in_review: "审核中",
+    Status.materials_required: "请按一次性告知补充材料",
+    Status.returned: "已退回，请按审核意见修改后重新提交",
+    Status.rejected: "不予批准，可查看理由",
+    Status.issued: "已办结，可领取或下载证件",
+    Status.revoked: "证件已注销",
+}
 
 
 class ReviewRefused(Exception):

@@ -377,12 +377,24 @@ async def _issue_certificate(
     return cert.certificate_no
 
 
-def certificate_out(cert: Certificate) -> CertificateOut:
-    return CertificateOut.model_validate(cert, from_attributes=True)
+def certificate_out(cert: Certificate, key: bytes) -> CertificateOut:
+    return CertificateOut(
+        certificate_no=cert.certificate_no,
+        type=cert.type,
+        holder_ids=cert.holder_ids,
+        child_id=cert.child_id,
+        region_code=cert.region_code,
+        issued_on=cert.issued_on,
+        valid_until=cert.valid_until,
+        status=cert.status,
+        revoked_on=cert.revoked_on,
+        revoke_reason=cert.revoke_reason,
+        verification_code=rules.verification_code(key, cert.certificate_no),
+    )
 
 
 async def revoke_certificate(
-    uow: UnitOfWork, certificate_no: str, body: RevokeIn, principal: Principal
+    uow: UnitOfWork, certificate_no: str, body: RevokeIn, principal: Principal, key: bytes
 ) -> CertificateOut:
     cert = await uow.session.scalar(
         select(Certificate).where(Certificate.certificate_no == certificate_no)
@@ -423,11 +435,11 @@ async def revoke_certificate(
         ),
         subject=cert.id,
     )
-    return certificate_out(cert)
+    return certificate_out(cert, key)
 
 
 async def get_certificate(
-    uow: UnitOfWork, certificate_no: str, principal: Principal
+    uow: UnitOfWork, certificate_no: str, principal: Principal, key: bytes
 ) -> CertificateOut:
     cert = await uow.session.scalar(
         select(Certificate).where(Certificate.certificate_no == certificate_no)
@@ -439,7 +451,7 @@ async def get_certificate(
             raise Problem(403, "forbidden", "只能查看本人的证件", "Residents see only their own")
     else:
         principal.require_region(cert.region_code)
-    return certificate_out(cert)
+    return certificate_out(cert, key)
 
 
 # -- reading ----------------------------------------------------------------------------------

@@ -1,28 +1,34 @@
-"""Residents (居民): registration, reading."""
+"""Residents (居民): registration, reading, changes, search."""
 
 from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from services.registry.api.schemas import PersonIn, PersonOut
+from services.registry.api.schemas import PersonIn, PersonOut, PersonPatch
 from services.registry.domain.identity import parse_id_number
-from services.registry.events import PersonRegistered
+from services.registry.events import PersonRegistered, PersonUpdated
 from services.registry.models import Person
 from services.registry.usecases.common import ID_CONTEXT, require_person_access, today
 from shared.auth import Principal, Role
+from shared.concurrency import Expected
 from shared.crypto import FieldCipher, mask_id_number
+from shared.db import utcnow
 from shared.errors import Problem, not_found
 from shared.events.outbox import UnitOfWork
+from shared.pagination import Page, decode_cursor, encode_cursor
 
 
 def person_out(person: Person, cipher: FieldCipher, principal: Principal) -> PersonOut:
-    id_number = cipher.decrypt(person.id_number_enc, context=ID_CONTEXT)
-    sees_full = principal.role is Role.admin or principal.person_id == person.id
+    shown = None
+    if person.id_number_enc:
+        id_number = cipher.decrypt(person.id_number_enc, context=ID_CONTEXT)
+        sees_full = principal.role is Role.admin or principal.person_id == person.id
+        shown = id_number if sees_full else mask_id_number(id_number)
     return PersonOut(
         id=person.id,
-        id_number=id_number if sees_full else mask_id_number(id_number),
+        id_number=shown,
         name=person.name,
         sex=person.sex,  # type: ignore[arg-type]
         birth_date=person.birth_date,
@@ -30,6 +36,8 @@ def person_out(person: Person, cipher: FieldCipher, principal: Principal) -> Per
         region_code=person.region_code,
         residency=person.residency,
         household_type=person.household_type,
+        marital_status=person.marital_status,
+        died_on=person.died_on,
         version=person.version,
     )
 
@@ -83,3 +91,96 @@ async def get_person(
         raise not_found("居民", "Person")
     require_person_access(principal, person)
     return person_out(person, cipher, principal)
+
+
+_EDITABLE = ("name", "phone", "region_code", "residency", "household_type", "marital_status")
+
+
+async def update_person(
+    uow: UnitOfWork,
+    cipher: FieldCipher,
+    person_id: str,
+    body: PersonPatch,
+    expected: Expected,
+    principal: Principal,
+) -> PersonOut:
+    person = await uow.session.get(Person, person_id)
+    if person is None:
+        raise not_found("居民", "Person")
+    principal.require_region(person.region_code)
+    if body.region_code is not None:
+        principal.require_region(body.region_code)  # moving someone needs both ends
+    if person.version != expected.version:
+        raise expected.conflict()
+    sent = body.model_dump(exclude_unset=True, exclude={"version"})
+    changed = {k: v for k, v in sent.items() if k in _EDITABLE and getattr(person, k) != v}
+    if not changed:
+        return person_out(person, cipher, principal)
+    result = await uow.session.execute(
+        update(Person)
+        .where(Person.id == person.id, Person.version == expected.version)
+        .values(version=Person.version + 1, updated_at=utcnow(), **changed)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise expected.conflict()
+    await uow.session.refresh(person)
+    uow.publish(
+        PersonUpdated(
+            person_id=person.id,
+            changed=sorted(changed),
+            name=person.name,
+            sex=person.sex,  # type: ignore[arg-type]
+            birth_date=person.birth_date,
+            region_code=person.region_code,
+            residency=person.residency,
+            household_type=person.household_type,
+            marital_status=person.marital_status,
+            phone=person.phone,
+            version=person.version,
+        ),
+        subject=person.id,
+    )
+    return person_out(person, cipher, principal)
+
+
+async def search_persons(
+    uow: UnitOfWork,
+    cipher: FieldCipher,
+    principal: Principal,
+    *,
+    name: str | None,
+    phone: str | None,
+    id_number: str | None,
+    region: str | None,
+    limit: int,
+    cursor: str | None,
+) -> Page[PersonOut]:
+    """For officers and agents, inside their region; the ID number is found by its index."""
+    region = region or principal.region
+    principal.require_region(region)
+    q = select(Person).where(Person.region_code.startswith(region))
+    if name:
+        q = q.where(Person.name.contains(name))
+    if phone:
+        q = q.where(Person.phone == phone)
+    if id_number:
+        try:
+            number = parse_id_number(id_number).id_number
+        except ValueError as e:
+            raise Problem(
+                422,
+                "validation_failed",
+                str(e),
+                getattr(e, "english", str(e)),
+                errors=[{"field": "id_number", "message": str(e)}],
+            ) from e
+        q = q.where(Person.id_number_index == cipher.blind_index(number, context=ID_CONTEXT))
+    after = decode_cursor(cursor, 1)
+    if after:
+        q = q.where(Person.id > after[0])
+    rows = list((await uow.session.scalars(q.order_by(Person.id).limit(limit + 1))).all())
+    items = [person_out(p, cipher, principal) for p in rows[:limit]]
+    return Page[PersonOut](
+        items=items, next_cursor=encode_cursor(items[-1].id) if len(rows) > limit else None
+    )
