@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
+from services.registry.api.access import Caller, IfMatch, Reviewer, StaffOrResident
 from services.registry.api.schemas import (
     ApplicationDetail,
     ApplicationIn,
@@ -12,7 +13,6 @@ from services.registry.api.schemas import (
     ReviewIn,
 )
 from services.registry.usecases import applications as usecases
-from shared.auth import Principal, Role, current_principal, require_roles
 from shared.concurrency import etag, expected_version
 from shared.idempotency import run_idempotent
 from shared.pagination import MAX_LIMIT, Page
@@ -20,31 +20,10 @@ from shared.service import RuntimeDep
 
 router = APIRouter(prefix="/applications", tags=["applications"])
 
-Applicant = Annotated[
-    Principal,
-    Depends(
-        require_roles(
-            Role.resident,
-            Role.village_agent,
-            Role.village_worker,
-            Role.township_officer,
-            Role.county_officer,
-            Role.admin,
-        )
-    ),
-]
-Reviewer = Annotated[
-    Principal,
-    Depends(
-        require_roles(Role.village_worker, Role.township_officer, Role.county_officer, Role.admin)
-    ),
-]
-IfMatch = Annotated[str | None, Header(description='The version you read, e.g. "3" (ETag)')]
-
 
 @router.post("", status_code=201, response_model=ApplicationOut, summary="Apply for a certificate")
 async def submit_application(
-    body: ApplicationIn, request: Request, rt: RuntimeDep, principal: Applicant
+    body: ApplicationIn, request: Request, rt: RuntimeDep, principal: StaffOrResident
 ):
     return await run_idempotent(
         request,
@@ -88,7 +67,7 @@ async def get_application(
     application_id: str,
     response: Response,
     rt: RuntimeDep,
-    principal: Annotated[Principal, Depends(current_principal)],
+    principal: Caller,
 ) -> ApplicationDetail:
     async with rt.uow() as uow:
         out, history = await usecases.get_application(uow, application_id, principal)
@@ -105,7 +84,7 @@ async def supplement_materials(
     application_id: str,
     body: MaterialsIn,
     rt: RuntimeDep,
-    principal: Applicant,
+    principal: StaffOrResident,
     if_match: IfMatch = None,
 ) -> ApplicationOut:
     expected = expected_version(if_match, body.version)

@@ -1,26 +1,20 @@
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Depends
-
+from services.registry.api.access import Caller, Revoker
 from services.registry.api.schemas import CertificateOut, RevokeIn
 from services.registry.usecases import applications as usecases
-from shared.auth import Principal, Role, current_principal, require_roles
 from shared.service import RuntimeDep
 
 router = APIRouter(prefix="/certificates", tags=["certificates"])
-
-Revoker = Annotated[
-    Principal, Depends(require_roles(Role.township_officer, Role.county_officer, Role.admin))
-]
 
 
 @router.get("/{certificate_no}", response_model=CertificateOut, summary="One certificate")
 async def get_certificate(
     certificate_no: str,
     rt: RuntimeDep,
-    principal: Annotated[Principal, Depends(current_principal)],
+    principal: Caller,
 ) -> CertificateOut:
     async with rt.uow() as uow:
         return await usecases.get_certificate(

@@ -2,45 +2,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
+from services.registry.api.access import Staff, StaffOrResident
 from services.registry.api.family_schemas import ChildLinkIn, FamilyIn, FamilyOut
 from services.registry.usecases import families as usecases
-from shared.auth import Principal, Role, require_roles
 from shared.idempotency import run_idempotent
 from shared.pagination import MAX_LIMIT, Page
 from shared.service import RuntimeDep
 
 router = APIRouter(prefix="/families", tags=["families"])
-
-# Families are recorded by the people responsible for the village or township.
-Registrar = Annotated[
-    Principal,
-    Depends(
-        require_roles(
-            Role.village_agent,
-            Role.village_worker,
-            Role.township_officer,
-            Role.county_officer,
-            Role.admin,
-        )
-    ),
-]
-# ... and read by them, and by the residents who belong to the family.
-Reader = Annotated[
-    Principal,
-    Depends(
-        require_roles(
-            Role.resident,
-            Role.village_agent,
-            Role.village_worker,
-            Role.township_officer,
-            Role.county_officer,
-            Role.admin,
-        )
-    ),
-]
 
 
 @router.post(
@@ -50,7 +22,7 @@ Reader = Annotated[
     summary="Register a family: a couple, its marriage date, optionally its children",
 )
 async def register_family(
-    body: FamilyIn, request: Request, rt: RuntimeDep, principal: Registrar
+    body: FamilyIn, request: Request, rt: RuntimeDep, principal: Staff
 ) -> JSONResponse:
     return await run_idempotent(
         request,
@@ -68,7 +40,7 @@ async def register_family(
 )
 async def families_of_person(
     rt: RuntimeDep,
-    principal: Reader,
+    principal: StaffOrResident,
     person_id: Annotated[str, Query(min_length=1, max_length=36)],
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
     cursor: str | None = None,
@@ -78,7 +50,7 @@ async def families_of_person(
 
 
 @router.get("/{family_id}", response_model=FamilyOut, summary="One family and its structure")
-async def get_family(family_id: str, rt: RuntimeDep, principal: Reader) -> FamilyOut:
+async def get_family(family_id: str, rt: RuntimeDep, principal: StaffOrResident) -> FamilyOut:
     async with rt.uow() as uow:
         return await usecases.get_family(uow, family_id, principal)
 
@@ -90,7 +62,7 @@ async def get_family(family_id: str, rt: RuntimeDep, principal: Reader) -> Famil
     summary="Link an existing child to a family",
 )
 async def link_child(
-    family_id: str, body: ChildLinkIn, request: Request, rt: RuntimeDep, principal: Registrar
+    family_id: str, body: ChildLinkIn, request: Request, rt: RuntimeDep, principal: Staff
 ) -> JSONResponse:
     return await run_idempotent(
         request,

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from services.registry.api.schemas import PersonOut
 from services.registry.domain.identity import parse_id_number
 from shared.errors import LocalizedValueError
 
@@ -92,21 +93,9 @@ class BirthIn(BaseModel):
     child: NewbornIn
 
 
-class NewbornOut(BaseModel):
-    id: str
-    id_number: str | None = Field(description="None until the child has one; masked")
-    name: str
-    sex: Sex
-    birth_date: date
-    region_code: str
-    residency: str
-    household_type: str
-    version: int
-
-
 class BirthOut(BaseModel):
     id: str
-    child: NewbornOut
+    child: PersonOut
     mother_id: str
     father_id: str | None
     family_id: str | None = Field(description="The mother's family the child was linked to")

@@ -7,16 +7,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from services.registry.api.access import Bureau
 from services.registry.api.family_schemas import HospitalEventIn, HospitalReportOut
 from services.registry.usecases import hospital as usecases
-from shared.auth import Principal, Role, require_roles
 from shared.errors import PROBLEM_JSON, Problem, ProblemDetails
 from shared.service import RuntimeDep
 from shared.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify
 
 router = APIRouter(prefix="/integrations", tags=["integrations"])
-
-Bureau = Annotated[Principal, Depends(require_roles(Role.bureau_system))]
 
 
 async def signed_body(request: Request, rt: RuntimeDep) -> bytes:

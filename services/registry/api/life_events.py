@@ -1,32 +1,15 @@
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from services.registry.api.access import Staff
 from services.registry.api.family_schemas import BirthIn, BirthOut, DeathIn, DeathOut
 from services.registry.usecases import life_events as usecases
-from shared.auth import Principal, Role, require_roles
 from shared.idempotency import run_idempotent
 from shared.service import RuntimeDep
 
 router = APIRouter(tags=["life events"])
-
-# Births and deaths are recorded by the people responsible for the village or township; the
-# health bureau reports its own through the signed integration (integrations.py).
-Recorder = Annotated[
-    Principal,
-    Depends(
-        require_roles(
-            Role.village_agent,
-            Role.village_worker,
-            Role.township_officer,
-            Role.county_officer,
-            Role.admin,
-        )
-    ),
-]
 
 
 @router.post(
@@ -36,7 +19,7 @@ Recorder = Annotated[
     summary="Register a birth: creates the child and links it to the mother's family",
 )
 async def register_birth(
-    body: BirthIn, request: Request, rt: RuntimeDep, principal: Recorder
+    body: BirthIn, request: Request, rt: RuntimeDep, principal: Staff
 ) -> JSONResponse:
     return await run_idempotent(
         request,
@@ -54,7 +37,7 @@ async def register_birth(
     summary="Record a resident's death (once: a second report is 409 already_dead)",
 )
 async def report_death(
-    person_id: str, body: DeathIn, request: Request, rt: RuntimeDep, principal: Recorder
+    person_id: str, body: DeathIn, request: Request, rt: RuntimeDep, principal: Staff
 ) -> JSONResponse:
     return await run_idempotent(
         request,

@@ -2,32 +2,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
+from services.registry.api.access import Caller, IfMatch, Registrar, Staff
 from services.registry.api.schemas import PersonIn, PersonOut, PersonPatch
 from services.registry.usecases import persons as usecases
-from shared.auth import Principal, Role, current_principal, require_roles
 from shared.concurrency import etag, expected_version
 from shared.idempotency import run_idempotent
 from shared.pagination import MAX_LIMIT, Page
 from shared.service import RuntimeDep
 
 router = APIRouter(prefix="/persons", tags=["persons"])
-
-# Residents are registered by the people responsible for their village or township.
-Registrar = Annotated[
-    Principal,
-    Depends(
-        require_roles(
-            Role.village_agent,
-            Role.village_worker,
-            Role.township_officer,
-            Role.county_officer,
-            Role.bureau_system,
-            Role.admin,
-        )
-    ),
-]
 
 
 @router.post("", status_code=201, response_model=PersonOut, summary="Register a resident")
@@ -46,7 +31,7 @@ async def get_person(
     person_id: str,
     response: Response,
     rt: RuntimeDep,
-    principal: Annotated[Principal, Depends(current_principal)],
+    principal: Caller,
 ) -> PersonOut:
     async with rt.uow() as uow:
         out = await usecases.get_person(uow, rt.cipher, person_id, principal)
@@ -54,24 +39,10 @@ async def get_person(
     return out
 
 
-Searcher = Annotated[
-    Principal,
-    Depends(
-        require_roles(
-            Role.village_agent,
-            Role.village_worker,
-            Role.township_officer,
-            Role.county_officer,
-            Role.admin,
-        )
-    ),
-]
-
-
 @router.get("", response_model=Page[PersonOut], summary="Search residents in your region")
 async def search_persons(
     rt: RuntimeDep,
-    principal: Searcher,
+    principal: Staff,
     name: Annotated[str | None, Query(max_length=50)] = None,
     phone: Annotated[str | None, Query(max_length=20)] = None,
     id_number: Annotated[str | None, Query(max_length=18)] = None,
@@ -100,7 +71,7 @@ async def update_person(
     response: Response,
     rt: RuntimeDep,
     principal: Registrar,
-    if_match: Annotated[str | None, Header(description='The version you read, e.g. "3"')] = None,
+    if_match: IfMatch = None,
 ) -> PersonOut:
     expected = expected_version(if_match, body.version)
     async with rt.uow() as uow:

@@ -7,7 +7,7 @@ from typing import Literal
 
 from sqlalchemy import or_, select, update
 
-from services.registry.api.family_schemas import BirthIn, BirthOut, DeathIn, DeathOut, NewbornOut
+from services.registry.api.family_schemas import BirthIn, BirthOut, DeathIn, DeathOut
 from services.registry.domain import families as rules
 from services.registry.domain.identity import parse_id_number
 from services.registry.events import ChildBorn, PersonDied, PersonRegistered
@@ -21,32 +21,15 @@ from services.registry.usecases.families import (
     person_or_422,
     rule_problem,
 )
-from shared.auth import Principal, Role
-from shared.crypto import FieldCipher, mask_id_number
+from services.registry.usecases.persons import person_out
+from shared.auth import Principal
+from shared.crypto import FieldCipher
 from shared.db import utcnow
 from shared.errors import Problem, not_found
 from shared.events.outbox import UnitOfWork
 
 CAUSE_CONTEXT = "registry.deaths.cause"
 Source = Literal["officer", "hospital"]
-
-
-def newborn_out(child: Person, cipher: FieldCipher, principal: Principal) -> NewbornOut:
-    id_number = None
-    if child.id_number_enc is not None:
-        plain = cipher.decrypt(child.id_number_enc, context=ID_CONTEXT)
-        id_number = plain if principal.role is Role.admin else mask_id_number(plain)
-    return NewbornOut(
-        id=child.id,
-        id_number=id_number,
-        name=child.name,
-        sex=child.sex,  # type: ignore[arg-type]
-        birth_date=child.birth_date,
-        region_code=child.region_code,
-        residency=child.residency,
-        household_type=child.household_type,
-        version=child.version,
-    )
 
 
 async def register_birth(
@@ -162,7 +145,7 @@ async def register_birth(
     )
     return 201, BirthOut(
         id=birth.id,
-        child=newborn_out(child, cipher, principal),
+        child=person_out(child, cipher, principal),
         mother_id=mother.id,
         father_id=birth.father_id,
         family_id=family_id,
