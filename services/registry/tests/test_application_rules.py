@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,10 @@ from services.registry.domain.applications import (
     ReviewOutcome,
     ReviewRefused,
     Status,
+    certificate_number,
     parse_catalogue,
     review,
+    valid_until,
 )
 from shared.auth import Role
 
@@ -270,3 +273,15 @@ def test_level_dropped_from_the_catalogue_is_refused_not_a_crash() -> None:
     """An application at a level the catalogue no longer has is refused with a ReviewRefused."""
     with pytest.raises(ReviewRefused):
         review(Status.in_review, 2, TWO_LEVELS, Decision.approve, Role.county_officer)
+
+
+def test_certificate_numbers_are_county_year_and_six_digit_sequence() -> None:
+    """<county code>-<year>-<sequence>: sortable, and unique as long as the sequence is."""
+    assert certificate_number("330102", 2026, 1) == "330102-2026-000001"
+    assert certificate_number("330102", 2027, 123456) == "330102-2027-123456"
+
+
+def test_validity_counts_whole_years_and_survives_29_february() -> None:
+    assert valid_until(date(2026, 3, 1), None) is None
+    assert valid_until(date(2026, 3, 1), 3) == date(2029, 3, 1)
+    assert valid_until(date(2028, 2, 29), 3) == date(2031, 2, 28)

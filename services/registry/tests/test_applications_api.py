@@ -356,3 +356,100 @@ async def test_public_endpoints_are_rate_limited(stack: InProcessStack) -> None:
     last = await stack.registry.get(url, params={"phone_last4": "0000"})
     problem(last, 429, "rate_limited")
     assert int(last.headers["retry-after"]) >= 1
+
+
+async def test_a_resident_applies_alone_for_birth_registration(stack: InProcessStack) -> None:
+    """生育登记: one township level; the resident submits from the app without an agent."""
+    me = await stack.register_person()
+    resident = stack.auth("resident", person_id=me["id"])
+    r = await stack.registry.post(
+        "/api/v1/applications",
+        headers=resident,
+        json={
+            "type": "birth_registration",
+            "applicant_id": me["id"],
+            "materials": [
+                {"code": "id_card", "ref": "u1"},
+                {"code": "household_register", "ref": "u2"},
+            ],
+        },
+    )
+    assert r.status_code == 201, r.text
+    app = r.json()
+    assert (app["status"], app["level"], app["submitted_via"]) == ("submitted", "township", "self")
+    # A resident applies only for themself.
+    other = await stack.register_person()
+    r = await stack.registry.post(
+        "/api/v1/applications",
+        headers=resident,
+        json={"type": "birth_registration", "applicant_id": other["id"]},
+    )
+    problem(r, 403, "forbidden")
+    # The village worker has no level in this type; the township officer issues it.
+    problem(
+        await review(stack, app, "approve", "village_worker", VILLAGE), 403, "wrong_review_level"
+    )
+    done = (await review(stack, app, "approve", "township_officer", TOWNSHIP)).json()
+    assert done["status"] == "issued"
+    seen = await stack.registry.get(f"/api/v1/applications/{app['id']}", headers=resident)
+    assert [h["actor_role"] for h in seen.json()["history"]] == ["resident", "township_officer"]
+
+
+async def test_a_type_the_county_has_switched_off_is_refused(stack: InProcessStack) -> None:
+    person = await stack.register_person()
+    r = await stack.registry.post(
+        "/api/v1/applications",
+        headers=stack.auth("village_agent", TOWNSHIP),
+        json={"type": "floating_marriage_fertility", "applicant_id": person["id"]},
+    )
+    problem(r, 422, "unknown_certificate_type")
+
+
+async def test_access_to_applications_and_certificates(stack: InProcessStack) -> None:
+    issued = await stack.issue_certificate()
+    app_url = f"/api/v1/applications/{issued['id']}"
+    cert_url = f"/api/v1/certificates/{issued['certificate_no']}"
+    other_officer = stack.auth("township_officer", OTHER_TOWNSHIP)
+    problem(await stack.registry.get(app_url, headers=other_officer), 403, "out_of_region")
+    problem(await stack.registry.get(cert_url, headers=other_officer), 403, "out_of_region")
+    stranger = stack.auth("resident", person_id=issued["child"]["id"])
+    problem(await stack.registry.get(cert_url, headers=stranger), 403, "forbidden")
+    problem(await stack.registry.get(cert_url), 401, "unauthenticated")
+    father = stack.auth("resident", person_id=issued["father"]["id"])
+    assert (await stack.registry.get(cert_url, headers=father)).status_code == 200
+    problem(
+        await stack.registry.get(
+            "/api/v1/certificates/330102-1999-000001",
+            headers=stack.auth("township_officer", TOWNSHIP),
+        ),
+        404,
+        "not_found",
+    )
+
+    pending = await stack.submit_application()
+    url = f"/api/v1/applications/{pending['id']}/materials"
+    body = {"materials": [{"code": "id_card", "ref": "u"}], "version": 1}
+    problem(
+        await stack.registry.post(url, json=body, headers=stack.auth("bureau_system")),
+        403,
+        "forbidden",
+    )
+    problem(
+        await stack.registry.post(
+            url, json=body, headers=stack.auth("village_agent", OTHER_TOWNSHIP)
+        ),
+        403,
+        "out_of_region",
+    )
+    problem(
+        await stack.registry.post(
+            url, json={"materials": [], "version": 1}, headers=stack.auth("village_agent", TOWNSHIP)
+        ),
+        422,
+        "validation_failed",
+    )
+    problem(
+        await stack.registry.post(url, json=body, headers=stack.auth("village_agent", TOWNSHIP)),
+        409,
+        "materials_not_expected",
+    )
