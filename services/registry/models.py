@@ -120,6 +120,9 @@ class Certificate(Base, table=True):
     status: str = Field(default="valid", max_length=10)  # valid | revoked
     revoked_on: date | None = None
     revoke_reason: str | None = Field(default=None, max_length=1000)
+    # Handed over at the office, to an agent, or downloaded by the holder (领取).
+    collected_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    collected_via: str | None = Field(default=None, max_length=10)
     created_at: datetime = _ts()
 
 

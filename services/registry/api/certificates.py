@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from services.registry.api.access import Caller, Revoker
-from services.registry.api.schemas import CertificateOut, RevokeIn
+from services.registry.api.access import Caller, Revoker, StaffOrResident
+from services.registry.api.schemas import CertificateOut, CollectIn, RevokeIn
 from services.registry.usecases import applications as usecases
 from shared.service import RuntimeDep
 
@@ -32,6 +32,22 @@ async def revoke_certificate(
 ) -> CertificateOut:
     async with rt.uow() as uow:
         out = await usecases.revoke_certificate(
+            uow, certificate_no, body, principal, rt.settings.certificate_signing_key.encode()
+        )
+        await uow.commit()
+        return out
+
+
+@router.post(
+    "/{certificate_no}/collect",
+    response_model=CertificateOut,
+    summary="Record that the holder has the certificate (office, agent or download)",
+)
+async def collect_certificate(
+    certificate_no: str, body: CollectIn, rt: RuntimeDep, principal: StaffOrResident
+) -> CertificateOut:
+    async with rt.uow() as uow:
+        out = await usecases.collect_certificate(
             uow, certificate_no, body, principal, rt.settings.certificate_signing_key.encode()
         )
         await uow.commit()

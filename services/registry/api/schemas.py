@@ -161,6 +161,12 @@ class RevokeIn(BaseModel):
     reason: str = Field(min_length=1, max_length=1000)
 
 
+class CollectIn(BaseModel):
+    via: Literal["office", "agent", "download"] = Field(
+        description="Handed over at the office, to the agent acting for the holder, or downloaded"
+    )
+
+
 class CertificateOut(BaseModel):
     certificate_no: str
     type: str
@@ -172,6 +178,8 @@ class CertificateOut(BaseModel):
     status: str
     revoked_on: date | None
     revoke_reason: str | None
+    collected_at: datetime | None
+    collected_via: str | None
     verification_code: str = Field(
         description="Printed on the certificate; anyone can check it at the public endpoint"
     )

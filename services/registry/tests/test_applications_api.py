@@ -453,3 +453,32 @@ async def test_access_to_applications_and_certificates(stack: InProcessStack) ->
         409,
         "materials_not_expected",
     )
+
+
+async def test_collection_is_recorded_once(stack: InProcessStack) -> None:
+    issued = await stack.issue_certificate()
+    url = f"/api/v1/certificates/{issued['certificate_no']}/collect"
+    mother = stack.auth("resident", person_id=issued["mother"]["id"])
+    problem(
+        await stack.registry.post(url, json={"via": "office"}, headers=mother), 403, "forbidden"
+    )
+    r = await stack.registry.post(url, json={"via": "download"}, headers=mother)
+    assert (r.json()["collected_via"], r.json()["collected_at"] is not None) == ("download", True)
+    again = await stack.registry.post(
+        url, json={"via": "office"}, headers=stack.auth("township_officer", TOWNSHIP)
+    )
+    assert again.json()["collected_via"] == "download"  # the first collection is kept
+    problem(
+        await stack.registry.post(
+            url, json={"via": "office"}, headers=stack.auth("township_officer", OTHER_TOWNSHIP)
+        ),
+        403,
+        "out_of_region",
+    )
+    problem(
+        await stack.registry.post(url, json={"via": "post"}, headers=mother),
+        422,
+        "validation_failed",
+    )
+    app = await stack.registry.get(f"/api/v1/applications/{issued['id']}", headers=mother)
+    assert [h["action"] for h in app.json()["history"]][-1] == "collect"

@@ -14,6 +14,7 @@ from services.registry.api.schemas import (
     ApplicationIn,
     ApplicationOut,
     CertificateOut,
+    CollectIn,
     MaterialsIn,
     MissingMaterial,
     ReviewIn,
@@ -389,6 +390,8 @@ def certificate_out(cert: Certificate, key: bytes) -> CertificateOut:
         status=cert.status,
         revoked_on=cert.revoked_on,
         revoke_reason=cert.revoke_reason,
+        collected_at=cert.collected_at,
+        collected_via=cert.collected_via,
         verification_code=rules.verification_code(key, cert.certificate_no),
     )
 
@@ -396,11 +399,7 @@ def certificate_out(cert: Certificate, key: bytes) -> CertificateOut:
 async def revoke_certificate(
     uow: UnitOfWork, certificate_no: str, body: RevokeIn, principal: Principal, key: bytes
 ) -> CertificateOut:
-    cert = await uow.session.scalar(
-        select(Certificate).where(Certificate.certificate_no == certificate_no)
-    )
-    if cert is None:
-        raise not_found("证件", "Certificate")
+    cert = await _certificate(uow, certificate_no)
     principal.require_region(cert.region_code)
     # Guarded like every transition: of two revocations one wins.
     result = await uow.session.execute(
@@ -438,14 +437,43 @@ async def revoke_certificate(
     return certificate_out(cert, key)
 
 
-async def get_certificate(
-    uow: UnitOfWork, certificate_no: str, principal: Principal, key: bytes
+async def collect_certificate(
+    uow: UnitOfWork, certificate_no: str, body: CollectIn, principal: Principal, key: bytes
 ) -> CertificateOut:
+    """Record that the holder has the certificate (领取); the first collection is kept."""
+    cert = await _certificate(uow, certificate_no)
+    if principal.role is Role.resident:
+        if principal.person_id not in cert.holder_ids or body.via != "download":
+            raise Problem(
+                403,
+                "forbidden",
+                "居民本人只能下载自己的证件",
+                "A holder may only download their own",
+            )
+    else:
+        principal.require_region(cert.region_code)
+    if cert.status != "valid":
+        raise Problem(409, "certificate_revoked")
+    if cert.collected_at is None:
+        cert.collected_at, cert.collected_via = utcnow(), body.via
+        app = await _load(uow, cert.application_id)
+        _log(uow, app, "collect", principal, app.status, from_status=app.status, comment=body.via)
+    return certificate_out(cert, key)
+
+
+async def _certificate(uow: UnitOfWork, certificate_no: str) -> Certificate:
     cert = await uow.session.scalar(
         select(Certificate).where(Certificate.certificate_no == certificate_no)
     )
     if cert is None:
         raise not_found("证件", "Certificate")
+    return cert
+
+
+async def get_certificate(
+    uow: UnitOfWork, certificate_no: str, principal: Principal, key: bytes
+) -> CertificateOut:
+    cert = await _certificate(uow, certificate_no)
     if principal.role is Role.resident:
         if principal.person_id not in cert.holder_ids:
             raise Problem(403, "forbidden", "只能查看本人的证件", "Residents see only their own")
