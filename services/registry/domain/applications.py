@@ -125,6 +125,31 @@ NEXT_STEP_ZH: dict[Status, str] = {
 }
 
 
+@dataclass(frozen=True)
+class LoggedAction:
+    """One entry of an application's append-only log."""
+
+    action: str  # submit | supplement | approve | return | reject | revoke | collect
+    to_status: str
+
+
+def replay(log: list[LoggedAction]) -> tuple[Status, int]:
+    """The state an application's log leads to: its status and the level it has reached.
+
+    The stored status is a projection of this log, written in the same transaction as each
+    entry; replaying the log must always give it back.
+    """
+    status: Status | None = None
+    level_index = 0
+    for entry in log:
+        if entry.action == "approve" and entry.to_status == Status.in_review:
+            level_index += 1
+        status = Status(entry.to_status)
+    if status is None:
+        raise ValueError("an application's log starts with its submission")
+    return status, level_index
+
+
 class ReviewRefused(Exception):
     def __init__(self, code: str, zh: str, en: str) -> None:
         super().__init__(en)

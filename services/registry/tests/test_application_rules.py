@@ -12,12 +12,14 @@ import pytest
 from services.registry.domain.applications import (
     CertificateType,
     Decision,
+    LoggedAction,
     Material,
     ReviewOutcome,
     ReviewRefused,
     Status,
     certificate_number,
     parse_catalogue,
+    replay,
     review,
     valid_until,
 )
@@ -285,3 +287,17 @@ def test_validity_counts_whole_years_and_survives_29_february() -> None:
     assert valid_until(date(2026, 3, 1), None) is None
     assert valid_until(date(2026, 3, 1), 3) == date(2029, 3, 1)
     assert valid_until(date(2028, 2, 29), 3) == date(2031, 2, 28)
+
+
+def test_replaying_the_log_gives_status_and_level() -> None:
+    """Approvals move the level up; a return and its supplement resume at the same level."""
+    log = [
+        LoggedAction("submit", "submitted"),
+        LoggedAction("approve", "in_review"),
+        LoggedAction("return", "returned"),
+        LoggedAction("supplement", "in_review"),
+    ]
+    assert replay(log) == (Status.in_review, 1)
+    assert replay([*log, LoggedAction("approve", "issued")]) == (Status.issued, 1)
+    with pytest.raises(ValueError):
+        replay([])

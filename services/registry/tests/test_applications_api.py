@@ -10,10 +10,12 @@ from typing import Any
 from sqlalchemy import update
 
 from services.registry.deadlines import sweep_overdue
+from services.registry.domain.applications import LoggedAction, replay
 from services.registry.models import Application
 from tests.support import OTHER_TOWNSHIP, TOWNSHIP, VILLAGE, InProcessStack, published
 
 PROBLEM = "application/problem+json"
+TWO_LEVELS = ("village", "township")
 
 
 def problem(r: Any, status: int, code: str) -> dict[str, Any]:
@@ -154,6 +156,10 @@ async def test_return_needs_a_reason_and_resumes_at_the_same_level(stack: InProc
         ("supplement", "village_agent", "in_review"),
     ]
     assert detail.json()["history"][2]["comment"] == "结婚证不清晰"
+    # The stored state is what the log replays to.
+    log = [LoggedAction(h["action"], h["to_status"]) for h in detail.json()["history"]]
+    status, level_index = replay(log)
+    assert (status, TWO_LEVELS[level_index]) == (detail.json()["status"], detail.json()["level"])
 
 
 async def test_every_decision_is_announced(stack: InProcessStack) -> None:
