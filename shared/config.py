@@ -95,12 +95,14 @@ class Settings(BaseSettings):
     def port(self, service: str) -> int:
         return int(getattr(self, f"{service}_port"))
 
-    def check(self) -> None:
-        """Refuse to run production with the development secrets."""
+    def check(self, service: str | None = None) -> None:
+        """Refuse to run production with development secrets: each service those it uses."""
         if self.env != "production":
             return
         if self.jwt_secret == DEV_JWT_SECRET and not self.jwt_jwks_url:
             raise RuntimeError("production needs LINGJU_JWT_JWKS_URL (or a real secret)")
+        if service not in (None, "registry"):
+            return
         if self.certificate_signing_key == DEV_CERTIFICATE_SIGNING_KEY:
             raise RuntimeError("production needs LINGJU_CERTIFICATE_SIGNING_KEY")
         if self.bureau_hmac_secret == DEV_BUREAU_HMAC_SECRET:

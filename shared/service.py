@@ -166,7 +166,7 @@ RuntimeDep = Annotated[Runtime, Depends(runtime)]
 
 def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    settings.check()
+    settings.check(spec.name)
     configure_logging(settings.log_level, settings.log_json)
 
     @asynccontextmanager

@@ -115,3 +115,33 @@ async def test_search_inside_the_region(stack: InProcessStack) -> None:
     other = stack.auth("township_officer", OTHER_TOWNSHIP)
     r = await stack.registry.get("/api/v1/persons", params={"name": "春花"}, headers=other)
     assert r.json()["items"] == []
+
+
+async def test_marriage_and_widowhood_are_announced_as_person_updates(
+    stack: InProcessStack,
+) -> None:
+    """Other services keep copies of a person: every change reaches them, whoever made it."""
+    wife = await stack.register_person(date(1990, 1, 1), "female")
+    husband = await stack.register_person(date(1989, 1, 1), "male")
+    officer = stack.auth("township_officer", TOWNSHIP)
+    r = await stack.registry.post(
+        "/api/v1/families",
+        headers=officer,
+        json={"wife_id": wife["id"], "husband_id": husband["id"], "marriage_date": "2015-05-20"},
+    )
+    assert r.status_code == 201, r.text
+    updates = await published(stack, "registry", "lingju.registry.person.updated")
+    assert sorted((e["data"]["person_id"], e["data"]["marital_status"]) for e in updates) == sorted(
+        [(wife["id"], "married"), (husband["id"], "married")]
+    )
+    r = await stack.registry.post(
+        f"/api/v1/persons/{husband['id']}/death",
+        headers=officer,
+        json={"date_of_death": "2026-01-02", "reported_by": "村委会"},
+    )
+    assert r.status_code == 201, r.text
+    updates = await published(stack, "registry", "lingju.registry.person.updated")
+    assert (updates[-1]["data"]["person_id"], updates[-1]["data"]["marital_status"]) == (
+        wife["id"],
+        "widowed",
+    )

@@ -120,17 +120,17 @@ def _materials_requested(uow: UnitOfWork, app: Application, missing: list[rules.
 
 
 async def _guarded_update(
-    uow: UnitOfWork, app: Application, expected: int, **values: object
+    uow: UnitOfWork, app: Application, expected: Expected, **values: object
 ) -> None:
     """Write only if nobody moved the application since ``expected``: one of two racers wins."""
     result = await uow.session.execute(
         update(Application)
-        .where(Application.id == app.id, Application.version == expected)
+        .where(Application.id == app.id, Application.version == expected.version)
         .values(version=Application.version + 1, updated_at=utcnow(), **values)
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise Problem(409, "version_conflict")
+        raise expected.conflict()  # a racer won: 412 for If-Match, 409 for a body version
 
 
 async def _load(uow: UnitOfWork, application_id: str) -> Application:
@@ -235,7 +235,7 @@ async def supplement_materials(
     else:  # returned: back to the level that returned it
         status = rules.Status.submitted if app.level_index == 0 else rules.Status.in_review
     values["status"] = status.value
-    await _guarded_update(uow, app, expected.version, **values)
+    await _guarded_update(uow, app, expected, **values)
     _log(uow, app, "supplement", principal, status.value, from_status=app.status)
     await uow.session.refresh(app)
     if missing:
@@ -279,7 +279,7 @@ async def review_application(
         raise Problem(status, e.code, e.zh, e.en) from e
     level = ctype.levels[app.level_index]
     await _guarded_update(
-        uow, app, expected.version, status=outcome.status.value, level_index=outcome.level_index
+        uow, app, expected, status=outcome.status.value, level_index=outcome.level_index
     )
     _log(
         uow,
@@ -411,7 +411,9 @@ async def revoke_certificate(
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise Problem(409, "certificate_revoked")
     app = await _load(uow, cert.application_id)
-    await _guarded_update(uow, app, app.version, status=rules.Status.revoked.value)
+    await _guarded_update(
+        uow, app, Expected(app.version, via_header=False), status=rules.Status.revoked.value
+    )
     _log(
         uow,
         app,
@@ -454,10 +456,17 @@ async def collect_certificate(
         principal.require_region(cert.region_code)
     if cert.status != "valid":
         raise Problem(409, "certificate_revoked")
-    if cert.collected_at is None:
-        cert.collected_at, cert.collected_via = utcnow(), body.via
+    # Guarded: of two collections recorded at once, the first is kept and logged once.
+    result = await uow.session.execute(
+        update(Certificate)
+        .where(Certificate.id == cert.id, Certificate.collected_at.is_(None))  # type: ignore[union-attr]
+        .values(collected_at=utcnow(), collected_via=body.via)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount == 1:  # type: ignore[attr-defined]
         app = await _load(uow, cert.application_id)
         _log(uow, app, "collect", principal, app.status, from_status=app.status, comment=body.via)
+    await uow.session.refresh(cert)
     return certificate_out(cert, key)
 
 
@@ -539,8 +548,18 @@ async def list_applications(
         due = cursor_date(after[0])
         q = q.where(or_(a.due_date > due, and_(a.due_date == due, a.id > after[1])))
     rows = list((await uow.session.scalars(q.order_by(a.due_date, a.id).limit(limit + 1))).all())
+    page = rows[:limit]
+    numbers = dict(
+        (
+            await uow.session.execute(
+                select(Certificate.application_id, Certificate.certificate_no).where(
+                    Certificate.application_id.in_([r.id for r in page])  # type: ignore[attr-defined]
+                )
+            )
+        ).all()
+    )
     cat = catalogue()
-    items = [application_out(r, cat[r.type]) for r in rows[:limit]]
+    items = [application_out(r, cat[r.type], numbers.get(r.id)) for r in page]
     last = rows[limit - 1] if len(rows) > limit else None
     return Page[ApplicationOut](
         items=items, next_cursor=encode_cursor(last.due_date.isoformat(), last.id) if last else None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -14,6 +13,7 @@ from services.registry.domain import families as rules
 from services.registry.events import FamilyRegistered
 from services.registry.models import Family, FamilyChild, Person
 from services.registry.usecases.common import require_person_access, today
+from services.registry.usecases.persons import change_person
 from shared.auth import Principal, Role
 from shared.db import utcnow
 from shared.errors import Problem, not_found
@@ -43,16 +43,6 @@ async def person_or_422(uow: UnitOfWork, person_id: str, field: str) -> Person:
             errors=[{"field": field, "message": "居民不存在"}],
         )
     return person
-
-
-async def bump_person(uow: UnitOfWork, person_id: str, **values: Any) -> None:
-    """Change a person in SQL (version + 1), so a concurrent edit is never overwritten."""
-    await uow.session.execute(
-        update(Person)
-        .where(Person.id == person_id)
-        .values(**values, version=Person.version + 1, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
 
 
 async def family_facts(uow: UnitOfWork, families: Sequence[Family]) -> list[rules.FamilyFacts]:
@@ -163,7 +153,7 @@ async def register_family(
         )
     for spouse, partner in ((wife, husband), (husband, wife)):
         status = rules.marital_status_after_marriage(facts(spouse), facts(partner))
-        await bump_person(uow, spouse.id, marital_status=status)
+        await change_person(uow, spouse.id, {"marital_status": status})
     await uow.flush()
     uow.publish(
         FamilyRegistered(

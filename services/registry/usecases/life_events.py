@@ -15,13 +15,12 @@ from services.registry.models import Birth, Death, Family, FamilyChild, Person
 from services.registry.usecases.common import ID_CONTEXT, today
 from services.registry.usecases.families import (
     add_child,
-    bump_person,
     facts,
     family_facts,
     person_or_422,
     rule_problem,
 )
-from services.registry.usecases.persons import person_out
+from services.registry.usecases.persons import change_person, person_out
 from shared.auth import Principal
 from shared.crypto import FieldCipher
 from shared.db import utcnow
@@ -204,7 +203,7 @@ async def record_death(
     for spouse_id in rules.surviving_spouses(person.id, known):
         survivor = await uow.session.get(Person, spouse_id)
         if survivor is not None and survivor.died_on is None:
-            await bump_person(uow, spouse_id, marital_status="widowed")
+            await change_person(uow, spouse_id, {"marital_status": "widowed"})
     await uow.flush()
     uow.publish(
         PersonDied(

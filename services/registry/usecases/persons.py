@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlalchemy import select, update
 
@@ -116,14 +117,30 @@ async def update_person(
     changed = {k: v for k, v in sent.items() if k in _EDITABLE and getattr(person, k) != v}
     if not changed:
         return person_out(person, cipher, principal)
+    person = await change_person(uow, person.id, changed, expected)
+    return person_out(person, cipher, principal)
+
+
+async def change_person(
+    uow: UnitOfWork, person_id: str, changed: dict[str, Any], expected: Expected | None = None
+) -> Person:
+    """Write the changes (version + 1, guarded when a version is expected) and announce them.
+
+    Every change of a person goes through here, so the other services' copies of the person
+    (benefits, visits, notify) hear of it, whichever use case made it.
+    """
+    q = update(Person).where(Person.id == person_id)
+    if expected is not None:
+        q = q.where(Person.version == expected.version)
     result = await uow.session.execute(
-        update(Person)
-        .where(Person.id == person.id, Person.version == expected.version)
-        .values(version=Person.version + 1, updated_at=utcnow(), **changed)
-        .execution_options(synchronize_session=False)
+        q.values(version=Person.version + 1, updated_at=utcnow(), **changed).execution_options(
+            synchronize_session=False
+        )
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise expected.conflict()
+        raise expected.conflict() if expected is not None else not_found("居民", "Person")
+    person = await uow.session.get(Person, person_id)
+    assert person is not None
     await uow.session.refresh(person)
     uow.publish(
         PersonUpdated(
@@ -141,7 +158,7 @@ async def update_person(
         ),
         subject=person.id,
     )
-    return person_out(person, cipher, principal)
+    return person
 
 
 async def search_persons(

@@ -28,6 +28,8 @@ def upgrade() -> None:
     with op.batch_alter_table('applications', schema=None) as batch_op:
         batch_op.add_column(sa.Column('submitted_via', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False, server_default='self'))
         batch_op.add_column(sa.Column('overdue_at', sa.DateTime(timezone=True), nullable=True))
+    # Applications someone other than the resident submitted were submitted for them (代办).
+    op.execute("UPDATE applications SET submitted_via = 'agent' WHERE submitted_by_role <> 'resident'")
 
     with op.batch_alter_table('certificates', schema=None) as batch_op:
         batch_op.add_column(sa.Column('valid_until', sa.Date(), nullable=True))
