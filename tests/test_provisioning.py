@@ -45,6 +45,7 @@ async def test_changed_stream_and_consumer_declarations_are_applied(
             assert sorted(consumer.config.filter_subjects or []) == [
                 "lingju.registry.certificate.issued",
                 "lingju.registry.person.registered",
+                "lingju.registry.person.updated",
             ]
             assert consumer.config.max_deliver == stack.settings.consumer_max_deliver + 1
             assert consumer.config.ack_wait == stack.settings.consumer_ack_wait_seconds

@@ -12,10 +12,10 @@ from sqlalchemy import select
 
 from services.benefits.domain.programs import Program, parse_programs, programs_founded_by
 from services.benefits.models import Enrollment, PersonFacts
-from shared.db import utcnow
 from shared.events import CloudEvent, EventData
 from shared.events.envelope import ConsumedData
 from shared.events.outbox import UnitOfWork
+from shared.readmodel import apply_copy
 
 PROGRAMS_FILE = Path(__file__).with_name("programs.toml")
 
@@ -45,11 +45,14 @@ class EnrollmentCreated(EventData):
 
 
 class PersonRegisteredView(ConsumedData):
+    """registry.person.registered and .updated: the facts benefits' rules need."""
+
     person_id: str
     sex: str
     birth_date: date
     region_code: str
     household_type: str
+    version: int = 1  # person.registered carries none: it is the first
 
 
 class CertificateIssuedView(ConsumedData):
@@ -60,22 +63,12 @@ class CertificateIssuedView(ConsumedData):
     issued_on: date
 
 
-async def on_person_registered(uow: UnitOfWork, event: CloudEvent) -> None:
+async def on_person_facts(uow: UnitOfWork, event: CloudEvent) -> None:
+    """person.registered and person.updated keep benefits' copy of the person's facts."""
     data = PersonRegisteredView.model_validate(event.data)
-    facts = await uow.session.get(PersonFacts, data.person_id)
-    if facts is None:
-        facts = PersonFacts(
-            person_id=data.person_id,
-            sex=data.sex,
-            birth_date=data.birth_date,
-            region_code=data.region_code,
-            household_type=data.household_type,
-        )
-        uow.session.add(facts)
-    else:
-        facts.sex, facts.birth_date = data.sex, data.birth_date
-        facts.region_code, facts.household_type = data.region_code, data.household_type
-        facts.updated_at = utcnow()
+    await apply_copy(
+        uow, PersonFacts, "person_id", data.model_dump(exclude={"version"}), data.version
+    )
 
 
 async def on_certificate_issued(uow: UnitOfWork, event: CloudEvent) -> None:
@@ -121,6 +114,7 @@ async def on_certificate_issued(uow: UnitOfWork, event: CloudEvent) -> None:
 
 
 HANDLERS = {
-    "lingju.registry.person.registered": on_person_registered,
+    "lingju.registry.person.registered": on_person_facts,
+    "lingju.registry.person.updated": on_person_facts,
     "lingju.registry.certificate.issued": on_certificate_issued,
 }

@@ -35,6 +35,7 @@ class PersonFacts(Base, table=True):
     birth_date: date
     region_code: str = Field(max_length=12)
     household_type: str = Field(max_length=8)
+    source_version: int = 1  # the registry version this copy reflects
     updated_at: datetime = _ts()
 
 

@@ -14,6 +14,7 @@ from shared.events import CloudEvent
 from shared.events.consumer import RetryLater
 from shared.events.envelope import ConsumedData
 from shared.events.outbox import UnitOfWork
+from shared.readmodel import apply_copy
 
 ROUTING_FILE = Path(__file__).with_name("routing.toml")
 
@@ -28,16 +29,13 @@ class PersonRegisteredView(ConsumedData):
     name: str
     region_code: str
     phone: str | None = None
+    version: int = 1  # person.registered carries none: it is the first
 
 
-async def on_person_registered(uow: UnitOfWork, event: CloudEvent) -> None:
+async def on_person_contact(uow: UnitOfWork, event: CloudEvent) -> None:
+    """person.registered and person.updated keep the contact directory current."""
     data = PersonRegisteredView.model_validate(event.data)
-    contact = await uow.session.get(Contact, data.person_id)
-    if contact is None:
-        uow.session.add(Contact(**data.model_dump()))
-    else:
-        contact.name, contact.phone, contact.region_code = data.name, data.phone, data.region_code
-        contact.updated_at = utcnow()
+    await apply_copy(uow, Contact, "person_id", data.model_dump(exclude={"version"}), data.version)
 
 
 async def on_routed_event(uow: UnitOfWork, event: CloudEvent) -> None:
@@ -82,6 +80,7 @@ async def on_routed_event(uow: UnitOfWork, event: CloudEvent) -> None:
 
 
 HANDLERS = {
-    "lingju.registry.person.registered": on_person_registered,
+    "lingju.registry.person.registered": on_person_contact,
+    "lingju.registry.person.updated": on_person_contact,
     **{event_type: on_routed_event for event_type in routes()},
 }

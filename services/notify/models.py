@@ -36,6 +36,7 @@ class Contact(Base, table=True):
     name: str = Field(max_length=50)
     phone: str | None = Field(default=None, max_length=20)
     region_code: str = Field(max_length=12)
+    source_version: int = 1  # the registry version this copy reflects
     updated_at: datetime = _ts()
 
 

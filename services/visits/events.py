@@ -8,6 +8,7 @@ from services.visits.models import PersonFacts
 from shared.events import CloudEvent
 from shared.events.envelope import ConsumedData
 from shared.events.outbox import UnitOfWork
+from shared.readmodel import apply_copy
 
 
 class PersonRegisteredView(ConsumedData):
@@ -16,16 +17,18 @@ class PersonRegisteredView(ConsumedData):
     sex: str
     birth_date: date
     region_code: str
+    version: int = 1  # person.registered carries none: it is the first
 
 
-async def on_person_registered(uow: UnitOfWork, event: CloudEvent) -> None:
+async def on_person_facts(uow: UnitOfWork, event: CloudEvent) -> None:
+    """person.registered and person.updated keep visits' copy of the person's facts."""
     data = PersonRegisteredView.model_validate(event.data)
-    values = data.model_dump(exclude={"person_id"})
-    facts = await uow.session.get(PersonFacts, data.person_id)
-    if facts is None:
-        uow.session.add(PersonFacts(person_id=data.person_id, **values))
-    else:
-        facts.touch(**values)
+    await apply_copy(
+        uow, PersonFacts, "person_id", data.model_dump(exclude={"version"}), data.version
+    )
 
 
-HANDLERS = {"lingju.registry.person.registered": on_person_registered}
+HANDLERS = {
+    "lingju.registry.person.registered": on_person_facts,
+    "lingju.registry.person.updated": on_person_facts,
+}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
 
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
@@ -30,9 +29,5 @@ class PersonFacts(Base, table=True):
     sex: str = Field(max_length=6)
     birth_date: date
     region_code: str = Field(max_length=12, index=True)
+    source_version: int = 1  # the registry version this copy reflects
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
-
-    def touch(self, **values: Any) -> None:
-        for k, v in values.items():
-            setattr(self, k, v)
-        self.updated_at = utcnow()
