@@ -1,0 +1,234 @@
+"""Programs with their effective-dated amounts, and the explainable eligibility check."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from services.benefits.domain.eligibility import Child, Facts, Person, evaluate
+from services.benefits.domain.programs import AmountRule, Period, Program, rule_in_force
+from services.benefits.events import programs
+from shared.auth import Principal, Role, require_roles
+from shared.errors import LocalizedValueError, problem_responses
+
+router = APIRouter(tags=["programs"], responses=problem_responses())
+
+PERIOD_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
+
+AnyCaller = Annotated[Principal, Depends(require_roles(*Role))]
+# The eligibility check takes facts about a resident: staff who handle applications send them.
+Staff = Annotated[
+    Principal,
+    Depends(
+        require_roles(
+            Role.village_agent,
+            Role.village_worker,
+            Role.township_officer,
+            Role.county_officer,
+            Role.admin,
+        )
+    ),
+]
+
+
+def _period(text: str | None) -> Period:
+    # "Now" is the Beijing month: at 2025-01-31T20:00Z it is already 2025-02 in the county.
+    return Period.parse(text) if text else Period.of(datetime.now(UTC))
+
+
+# -- GET /programs ----------------------------------------------------------------------------
+
+
+class AmountRuleOut(BaseModel):
+    from_period: str = Field(examples=["2014-01"])
+    until_period: str | None = None
+    region: str = Field(description='Division-code prefix; "" is the national default')
+    case: str = ""
+    amount_fen: int
+    per: Literal["month", "year"]
+    source: str
+
+
+class CurrentAmountOut(AmountRuleOut):
+    monthly_fen: int = Field(description="Fen due for one month of the period asked about")
+
+
+class ProgramOut(BaseModel):
+    code: str
+    name: str
+    name_en: str
+    source: str
+    founded_by_certificate: str | None
+    cap_fen: int | None
+    cap_source: str
+    period: str = Field(description="The period the current amounts are for")
+    region: str = Field(description="The region the current amounts are for")
+    current: list[CurrentAmountOut] = Field(description="Rule in force, one per case")
+    amounts: list[AmountRuleOut] = Field(description="Every effective-dated rule, with sources")
+
+
+def _rule_out(a: AmountRule) -> AmountRuleOut:
+    return AmountRuleOut(
+        from_period=str(a.from_period),
+        until_period=str(a.until_period) if a.until_period else None,
+        region=a.region,
+        case=a.case,
+        amount_fen=a.amount_fen,
+        per=a.per,
+        source=a.source,
+    )
+
+
+def _program_out(program: Program, region: str, period: Period) -> ProgramOut:
+    current: list[CurrentAmountOut] = []
+    for case in dict.fromkeys(a.case for a in program.amounts):
+        rule = rule_in_force(program, region, period, case)
+        if rule is not None:
+            current.append(
+                CurrentAmountOut(
+                    **_rule_out(rule).model_dump(), monthly_fen=rule.monthly_fen(period)
+                )
+            )
+    return ProgramOut(
+        code=program.code,
+        name=program.name,
+        name_en=program.name_en,
+        source=program.source,
+        founded_by_certificate=program.founded_by_certificate,
+        cap_fen=program.cap_fen,
+        cap_source=program.cap_source,
+        period=str(period),
+        region=region,
+        current=current,
+        amounts=[_rule_out(a) for a in program.amounts],
+    )
+
+
+@router.get(
+    "/programs",
+    response_model=list[ProgramOut],
+    summary="Benefit programs: the amount in force for the caller's region, and every rule",
+)
+async def list_programs(
+    principal: AnyCaller,
+    period: Annotated[str | None, Query(pattern=PERIOD_PATTERN)] = None,
+) -> list[ProgramOut]:
+    # A token without a region (a national admin) sees the national defaults.
+    when = _period(period)
+    return [_program_out(p, principal.region, when) for p in programs().values()]
+
+
+# -- POST /eligibility/check --------------------------------------------------------------------
+
+
+class PersonIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sex: Literal["female", "male"]
+    birth_date: date
+    household_type: Literal["rural", "urban"]
+    region_code: str = Field(pattern=r"^\d{12}$", examples=["330102001001"])
+    died_on: date | None = None
+
+    @model_validator(mode="after")
+    def _death_after_birth(self) -> PersonIn:
+        if self.died_on is not None and self.died_on < self.birth_date:
+            raise LocalizedValueError("去世日期早于出生日期", "died_on is before birth_date")
+        return self
+
+
+class ChildIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    birth_date: date
+    alive: bool = True
+    disabled: bool = False
+    died_on: date | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ChildIn:
+        if self.died_on is not None and self.alive:
+            raise LocalizedValueError(
+                "填写了去世日期的子女不能标记为健在", "A child with died_on cannot be alive"
+            )
+        if self.died_on is not None and self.died_on < self.birth_date:
+            raise LocalizedValueError("去世日期早于出生日期", "died_on is before birth_date")
+        return self
+
+
+class EligibilityCheckIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    person: PersonIn
+    children: list[ChildIn] = Field(default_factory=list, max_length=30)
+    holds_only_child_honor: bool = False
+    as_of: str | None = Field(
+        default=None, pattern=PERIOD_PATTERN, description="Period asked about; default: now"
+    )
+
+    def facts(self) -> Facts:
+        return Facts(
+            person=Person(**self.person.model_dump()),
+            children=tuple(Child(**c.model_dump()) for c in self.children),
+            holds_only_child_honor=self.holds_only_child_honor,
+        )
+
+
+class EligibilityOut(BaseModel):
+    program: str
+    name: str
+    name_en: str
+    eligible: bool
+    from_period: str | None
+    until_period: str | None
+    rule: str
+    case: str
+    amount_per_month_fen: int = Field(
+        description="Per person (per child for the childcare subsidy) for as_of; 0 if not due"
+    )
+    cap_fen: int | None
+    reasons_zh: list[str]
+    reasons_en: list[str]
+
+
+class EligibilityCheckOut(BaseModel):
+    as_of: str
+    results: list[EligibilityOut]
+
+
+@router.post(
+    "/eligibility/check",
+    response_model=EligibilityCheckOut,
+    summary=(
+        "Which programs a person is entitled to, from and until which month, by which rule "
+        "and facts (the officer sends the facts until benefits' read models exist)"
+    ),
+)
+async def check_eligibility(body: EligibilityCheckIn, principal: Staff) -> EligibilityCheckOut:
+    principal.require_region(body.person.region_code)
+    as_of = _period(body.as_of)
+    facts = body.facts()
+    results: list[EligibilityOut] = []
+    for program in programs().values():
+        e = evaluate(program, facts, as_of)
+        rule = rule_in_force(program, facts.person.region_code, as_of, e.case)
+        results.append(
+            EligibilityOut(
+                program=program.code,
+                name=program.name,
+                name_en=program.name_en,
+                eligible=e.eligible,
+                from_period=str(e.from_period) if e.from_period else None,
+                until_period=str(e.until_period) if e.until_period else None,
+                rule=e.rule,
+                case=e.case,
+                amount_per_month_fen=rule.monthly_fen(as_of) if e.eligible and rule else 0,
+                cap_fen=program.cap_fen,
+                reasons_zh=e.reasons_zh,
+                reasons_en=e.reasons_en,
+            )
+        )
+    return EligibilityCheckOut(as_of=str(as_of), results=results)
