@@ -44,6 +44,8 @@ async def test_changed_stream_and_consumer_declarations_are_applied(
             consumer = await js.consumer_info("REGISTRY", "benefits")
             assert sorted(consumer.config.filter_subjects or []) == [
                 "lingju.registry.certificate.issued",
+                "lingju.registry.certificate.revoked",
+                "lingju.registry.person.died",
                 "lingju.registry.person.registered",
                 "lingju.registry.person.updated",
             ]

@@ -8,11 +8,13 @@ from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from services.benefits.domain.enrollments import Ending, ending
 from services.benefits.domain.programs import Program, parse_programs, programs_founded_by
 from services.benefits.models import Enrollment, PersonFacts
 from shared.events import CloudEvent, EventData
+from shared.events.consumer import RetryLater
 from shared.events.envelope import ConsumedData
 from shared.events.outbox import UnitOfWork
 from shared.readmodel import apply_copy
@@ -41,6 +43,18 @@ class EnrollmentCreated(EventData):
     source_ref: str
 
 
+class EnrollmentEnded(EventData):
+    """An enrollment ended: nothing is due for periods after ``ends_after`` ("YYYY-MM")."""
+
+    TYPE = "lingju.benefits.enrollment.ended"
+    enrollment_id: str
+    program: str
+    person_id: str
+    reason: str  # certificate_revoked | death
+    ends_after: str
+    region_code: str
+
+
 # -- consumed (tolerant views of registry's schemas) ----------------------------------------
 
 
@@ -61,6 +75,17 @@ class CertificateIssuedView(ConsumedData):
     holder_ids: list[str]
     region_code: str
     issued_on: date
+
+
+class CertificateRevokedView(ConsumedData):
+    certificate_id: str
+    certificate_type: str
+    revoked_on: date
+
+
+class PersonDiedView(ConsumedData):
+    person_id: str
+    date_of_death: date
 
 
 async def on_person_facts(uow: UnitOfWork, event: CloudEvent) -> None:
@@ -85,6 +110,9 @@ async def on_certificate_issued(uow: UnitOfWork, event: CloudEvent) -> None:
             )
             if existing:
                 continue
+            facts = await uow.session.get(PersonFacts, person_id)
+            if facts is not None and facts.died_on is not None:
+                continue  # the death arrived first: nobody is enrolled after death
             enrollment = Enrollment(
                 id=str(uuid.uuid4()),
                 program=program.code,
@@ -113,8 +141,73 @@ async def on_certificate_issued(uow: UnitOfWork, event: CloudEvent) -> None:
             )
 
 
+async def _end(uow: UnitOfWork, enrollment: Enrollment, end: Ending) -> None:
+    """End one enrollment and announce it, unless it is already ended (by an earlier event, or
+    a concurrent one: the guarded UPDATE lets exactly one transaction end it)."""
+    result = await uow.session.execute(
+        update(Enrollment)
+        .where(Enrollment.id == enrollment.id, Enrollment.status != "ended")  # type: ignore[arg-type]
+        .values(
+            status="ended",
+            ended_reason=end.reason,
+            ends_after=str(end.ends_after),
+            version=Enrollment.version + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return
+    uow.publish(
+        EnrollmentEnded(
+            enrollment_id=enrollment.id,
+            program=enrollment.program,
+            person_id=enrollment.person_id,
+            reason=end.reason,
+            ends_after=str(end.ends_after),
+            region_code=enrollment.region_code,
+        ),
+        subject=enrollment.id,
+    )
+
+
+async def _open_enrollments(uow: UnitOfWork, *where: object) -> list[Enrollment]:
+    rows = await uow.session.scalars(
+        select(Enrollment)
+        .where(Enrollment.status != "ended", *where)  # type: ignore[arg-type]
+        .order_by(Enrollment.id)
+    )
+    return list(rows.all())
+
+
+async def on_certificate_revoked(uow: UnitOfWork, event: CloudEvent) -> None:
+    """End the enrollments the certificate founded; paid through the month of revocation."""
+    data = CertificateRevokedView.model_validate(event.data)
+    founded = Enrollment.source == "certificate", Enrollment.source_ref == data.certificate_id
+    if programs_founded_by(data.certificate_type, programs()):
+        any_enrollment = await uow.session.scalar(select(Enrollment.id).where(*founded).limit(1))
+        if any_enrollment is None:
+            # Events are not ordered across replicas: the issue has not been applied yet.
+            raise RetryLater(f"certificate {data.certificate_id} not enrolled yet", delay=2.0)
+    end = ending("certificate_revoked", data.revoked_on)
+    for enrollment in await _open_enrollments(uow, *founded):
+        await _end(uow, enrollment, end)
+
+
+async def on_person_died(uow: UnitOfWork, event: CloudEvent) -> None:
+    """End every enrollment of the deceased; paid for the month of death, nothing after."""
+    data = PersonDiedView.model_validate(event.data)
+    facts = await uow.session.get(PersonFacts, data.person_id)
+    if facts is not None and facts.died_on is None:
+        facts.died_on = data.date_of_death
+    end = ending("death", data.date_of_death)
+    for enrollment in await _open_enrollments(uow, Enrollment.person_id == data.person_id):
+        await _end(uow, enrollment, end)
+
+
 HANDLERS = {
     "lingju.registry.person.registered": on_person_facts,
     "lingju.registry.person.updated": on_person_facts,
     "lingju.registry.certificate.issued": on_certificate_issued,
+    "lingju.registry.certificate.revoked": on_certificate_revoked,
+    "lingju.registry.person.died": on_person_died,
 }

@@ -36,6 +36,7 @@ class PersonFacts(Base, table=True):
     region_code: str = Field(max_length=12)
     household_type: str = Field(max_length=8)
     source_version: int = 1  # the registry version this copy reflects
+    died_on: date | None = None  # from registry.person.died
     updated_at: datetime = _ts()
 
 
@@ -53,5 +54,7 @@ class Enrollment(Base, table=True):
     source: str = Field(max_length=20)  # certificate | application
     source_ref: str = Field(max_length=40)  # e.g. the certificate id
     starts_on: date
+    ended_reason: str | None = Field(default=None, max_length=30)  # death | certificate_revoked
+    ends_after: str | None = Field(default=None, max_length=7)  # last period paid, "YYYY-MM"
     created_at: datetime = _ts()
     version: int = 1

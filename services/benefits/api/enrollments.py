@@ -25,6 +25,8 @@ class EnrollmentOut(BaseModel):
     starts_on: date
     source: str
     source_ref: str
+    ended_reason: str | None = None
+    ends_after: str | None = None  # the last period paid, "YYYY-MM"
 
 
 Reader = Annotated[

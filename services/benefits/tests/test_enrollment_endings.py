@@ -1,0 +1,150 @@
+"""Enrollments end through a real broker: a certificate revoked, a person died, duplicates."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+from services.benefits.models import PersonFacts
+from services.registry.usecases.common import today
+from tests.support import TOWNSHIP, InProcessStack, eventually, published
+from tests.test_event_delivery import certificate_issued, envelope, publish
+
+ENDED = "lingju.benefits.enrollment.ended"
+
+
+async def _issued_and_enrolled(stack: InProcessStack) -> tuple[dict[str, Any], list[str]]:
+    cert = await stack.issue_certificate()
+    holders = [cert["mother"]["id"], cert["father"]["id"]]
+
+    async def enrolled() -> None:
+        for person_id in holders:
+            items = await stack.enrollments_of(person_id)
+            assert [e["status"] for e in items] == ["active"], items
+
+    await eventually(enrolled)
+    return cert, holders
+
+
+async def _revoke(stack: InProcessStack, certificate_no: str) -> None:
+    r = await stack.registry.post(
+        f"/api/v1/certificates/{certificate_no}/revoke",
+        json={"reason": "再生育"},
+        headers=stack.auth("township_officer", TOWNSHIP),
+    )
+    assert r.status_code == 200, r.text
+
+
+async def _die(stack: InProcessStack, person_id: str, on: date) -> None:
+    r = await stack.registry.post(
+        f"/api/v1/persons/{person_id}/death",
+        json={"date_of_death": on.isoformat(), "reported_by": "家属"},
+        headers=stack.auth("township_officer", TOWNSHIP),
+    )
+    assert r.status_code == 201, r.text
+
+
+async def test_a_revoked_certificate_ends_the_enrollments_it_founded(
+    stack: InProcessStack,
+) -> None:
+    cert, holders = await _issued_and_enrolled(stack)
+    await _revoke(stack, cert["certificate_no"])
+    month = f"{today():%Y-%m}"
+
+    async def ended() -> list[dict[str, Any]]:
+        items = [e for p in holders for e in await stack.enrollments_of(p)]
+        assert [(e["status"], e["ended_reason"], e["ends_after"]) for e in items] == [
+            ("ended", "certificate_revoked", month)
+        ] * 2, items
+        return items
+
+    items = await eventually(ended)
+    events = await published(stack, "benefits", ENDED)
+    assert sorted(e["data"]["enrollment_id"] for e in events) == sorted(e["id"] for e in items)
+    assert {(e["data"]["reason"], e["data"]["ends_after"]) for e in events} == {
+        ("certificate_revoked", month)
+    }
+    assert {e["subject"] for e in events} == {e["id"] for e in items}
+
+
+async def test_a_death_ends_the_persons_enrollments_once(stack: InProcessStack) -> None:
+    cert, (mother, father) = await _issued_and_enrolled(stack)
+    died_on = date(2026, 1, 31)
+    await _die(stack, mother, died_on)
+
+    async def mother_ended() -> None:
+        [e] = await stack.enrollments_of(mother)
+        assert (e["status"], e["ended_reason"], e["ends_after"]) == ("ended", "death", "2026-01")
+
+    await eventually(mother_ended)
+    assert [e["status"] for e in await stack.enrollments_of(father)] == ["active"]
+    assert len(await published(stack, "benefits", ENDED)) == 1
+    async with stack.rt("benefits").db.session() as s:
+        facts = await s.get(PersonFacts, mother)
+        assert facts is not None and facts.died_on == died_on
+
+    # The same death again under a new event id (a second report path): nothing more ends.
+    [died] = await published(stack, "registry", "lingju.registry.person.died")
+    duplicate = envelope("lingju.registry.person.died", died["data"])
+    inbox_before = await stack.count_rows("benefits", "event_inbox")
+    await publish(
+        stack.nats.url,
+        "lingju.registry.person.died",
+        [json.dumps(duplicate).encode()],
+        [duplicate["id"]],
+    )
+
+    async def applied() -> None:
+        assert await stack.count_rows("benefits", "event_inbox") > inbox_before
+
+    await eventually(applied)
+    assert len(await published(stack, "benefits", ENDED)) == 1
+
+    # Revoked after the death: the mother's enrollment stays ended by death, the father's ends.
+    await _revoke(stack, cert["certificate_no"])
+
+    async def father_ended() -> None:
+        [e] = await stack.enrollments_of(father)
+        assert (e["status"], e["ended_reason"]) == ("ended", "certificate_revoked")
+
+    await eventually(father_ended)
+    [e] = await stack.enrollments_of(mother)
+    assert (e["ended_reason"], e["ends_after"]) == ("death", "2026-01")
+    events = await published(stack, "benefits", ENDED)
+    assert sorted(e["data"]["person_id"] for e in events) == sorted([mother, father])
+
+
+async def test_a_certificate_arriving_after_a_death_enrolls_only_the_living(
+    stack: InProcessStack,
+) -> None:
+    """Events are not ordered across replicas: a death seen first keeps the deceased out."""
+    person = await stack.register_person()
+    r = await stack.registry.post(
+        f"/api/v1/persons/{person['id']}/death",
+        headers=stack.auth("township_officer", "330102001"),
+        json={"date_of_death": "2026-01-31", "reported_by": "村委会"},
+    )
+    assert r.status_code == 201, r.text
+
+    async def death_known() -> None:
+        async with stack.rt("benefits").db.session() as s:
+            facts = await s.get(PersonFacts, person["id"])
+            assert facts is not None and facts.died_on is not None
+
+    await eventually(death_known)
+    event = certificate_issued([person["id"], "living-spouse"])
+    await publish(
+        stack.nats.url,
+        "lingju.registry.certificate.issued",
+        [json.dumps(event).encode()],
+        [event["id"]],
+    )
+
+    async def enrolled() -> None:
+        assert [e["person_id"] for e in await stack.enrollments_of("living-spouse")] == [
+            "living-spouse"
+        ]
+
+    await eventually(enrolled)
+    assert await stack.enrollments_of(person["id"]) == []
