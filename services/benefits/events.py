@@ -12,9 +12,8 @@ from sqlalchemy import select, update
 
 from services.benefits.domain.enrollments import Ending, ending
 from services.benefits.domain.programs import Program, parse_programs, programs_founded_by
-from services.benefits.models import Enrollment, PersonFacts
+from services.benefits.models import Enrollment, PersonFacts, RevokedCertificate
 from shared.events import CloudEvent, EventData
-from shared.events.consumer import RetryLater
 from shared.events.envelope import ConsumedData
 from shared.events.outbox import UnitOfWork
 from shared.readmodel import apply_copy
@@ -99,6 +98,8 @@ async def on_person_facts(uow: UnitOfWork, event: CloudEvent) -> None:
 async def on_certificate_issued(uow: UnitOfWork, event: CloudEvent) -> None:
     """Enroll every holder in every program the certificate founds (no double enrollment)."""
     data = CertificateIssuedView.model_validate(event.data)
+    if await uow.session.get(RevokedCertificate, data.certificate_id) is not None:
+        return  # its revocation was seen first
     for program in programs_founded_by(data.certificate_type, programs()):
         for person_id in data.holder_ids:
             existing = await uow.session.scalar(
@@ -183,11 +184,12 @@ async def on_certificate_revoked(uow: UnitOfWork, event: CloudEvent) -> None:
     """End the enrollments the certificate founded; paid through the month of revocation."""
     data = CertificateRevokedView.model_validate(event.data)
     founded = Enrollment.source == "certificate", Enrollment.source_ref == data.certificate_id
-    if programs_founded_by(data.certificate_type, programs()):
-        any_enrollment = await uow.session.scalar(select(Enrollment.id).where(*founded).limit(1))
-        if any_enrollment is None:
-            # Events are not ordered across replicas: the issue has not been applied yet.
-            raise RetryLater(f"certificate {data.certificate_id} not enrolled yet", delay=2.0)
+    # Recorded as a fact: events are not ordered across replicas, and an issue seen after its
+    # revocation must found nothing (on_certificate_issued checks this).
+    if await uow.session.get(RevokedCertificate, data.certificate_id) is None:
+        uow.session.add(
+            RevokedCertificate(certificate_id=data.certificate_id, revoked_on=data.revoked_on)
+        )
     end = ending("certificate_revoked", data.revoked_on)
     for enrollment in await _open_enrollments(uow, *founded):
         await _end(uow, enrollment, end)

@@ -58,3 +58,13 @@ class Enrollment(Base, table=True):
     ends_after: str | None = Field(default=None, max_length=7)  # last period paid, "YYYY-MM"
     created_at: datetime = _ts()
     version: int = 1
+
+
+class RevokedCertificate(Base, table=True):
+    """A certificate registry revoked: kept so an issue seen late founds nothing."""
+
+    __tablename__ = "revoked_certificates"
+
+    certificate_id: str = Field(primary_key=True, max_length=36)
+    revoked_on: date
+    created_at: datetime = _ts()

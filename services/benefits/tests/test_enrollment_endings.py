@@ -148,3 +148,44 @@ async def test_a_certificate_arriving_after_a_death_enrolls_only_the_living(
 
     await eventually(enrolled)
     assert await stack.enrollments_of(person["id"]) == []
+
+
+async def test_a_revocation_seen_before_its_issue_founds_nothing(stack: InProcessStack) -> None:
+    """Out of order: the revocation first, then the issue; no enrollment, nothing to end."""
+    issued = certificate_issued(["early-m", "early-f"])
+    revoked = envelope(
+        "lingju.registry.certificate.revoked",
+        {
+            "certificate_id": issued["data"]["certificate_id"],
+            "certificate_no": issued["data"]["certificate_no"],
+            "certificate_type": "only_child_honor",
+            "holder_ids": ["early-m", "early-f"],
+            "region_code": "330102001001",
+            "revoked_on": date.today().isoformat(),
+            "reason": "核查不实",
+        },
+    )
+    await publish(
+        stack.nats.url,
+        "lingju.registry.certificate.revoked",
+        [json.dumps(revoked).encode()],
+        [revoked["id"]],
+    )
+
+    async def recorded() -> None:
+        assert await stack.count_rows("benefits", "revoked_certificates") == 1
+
+    await eventually(recorded)
+    await publish(
+        stack.nats.url,
+        "lingju.registry.certificate.issued",
+        [json.dumps(issued).encode()],
+        [issued["id"]],
+    )
+
+    async def issue_seen() -> None:
+        assert await stack.count_rows("benefits", "event_inbox") == 2
+
+    await eventually(issue_seen)
+    assert await stack.count_rows("benefits", "enrollments") == 0
+    assert await stack.count_rows("benefits", "dead_letters") == 0
