@@ -7,7 +7,12 @@ body. A stale ``If-Match`` answers 412, a stale body version 409; neither writes
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.db import utcnow
 from shared.errors import Problem
 
 
@@ -46,3 +51,24 @@ def expected_version(if_match: str | None, body_version: int | None) -> Expected
         "请提供所读取的版本（If-Match 或 version）",
         "Send the version you read (If-Match or version)",
     )
+
+
+async def versioned_update(
+    session: AsyncSession,
+    model: Any,
+    key: str,
+    *conditions: Any,
+    expected: Expected | None = None,
+    **values: Any,
+) -> bool:
+    """Change one row and raise its version, only where ``conditions`` (and the expected
+    version, if given) still hold: of two racing writers exactly one wins. True if written."""
+    q = update(model).where(model.id == key, *conditions)
+    if expected is not None:
+        q = q.where(model.version == expected.version)
+    if "updated_at" in model.__table__.c:
+        values.setdefault("updated_at", utcnow())
+    result = await session.execute(
+        q.values(version=model.version + 1, **values).execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]

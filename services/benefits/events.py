@@ -8,11 +8,12 @@ from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from services.benefits.domain.enrollments import Ending, ending
 from services.benefits.domain.programs import Program, parse_programs, programs_founded_by
 from services.benefits.models import Enrollment, PersonFacts, RevokedCertificate
+from shared.concurrency import versioned_update
 from shared.events import CloudEvent, EventData
 from shared.events.envelope import ConsumedData
 from shared.events.outbox import UnitOfWork
@@ -145,18 +146,17 @@ async def on_certificate_issued(uow: UnitOfWork, event: CloudEvent) -> None:
 async def _end(uow: UnitOfWork, enrollment: Enrollment, end: Ending) -> None:
     """End one enrollment and announce it, unless it is already ended (by an earlier event, or
     a concurrent one: the guarded UPDATE lets exactly one transaction end it)."""
-    result = await uow.session.execute(
-        update(Enrollment)
-        .where(Enrollment.id == enrollment.id, Enrollment.status != "ended")  # type: ignore[arg-type]
-        .values(
-            status="ended",
-            ended_reason=end.reason,
-            ends_after=str(end.ends_after),
-            version=Enrollment.version + 1,
-        )
-        .execution_options(synchronize_session=False)
+    still_open = Enrollment.status != "ended"
+    written = await versioned_update(
+        uow.session,
+        Enrollment,
+        enrollment.id,
+        still_open,
+        status="ended",
+        ended_reason=end.reason,
+        ends_after=str(end.ends_after),
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if not written:
         return
     uow.publish(
         EnrollmentEnded(

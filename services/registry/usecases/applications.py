@@ -42,7 +42,7 @@ from services.registry.usecases.common import (
     today,
 )
 from shared.auth import Principal, Role
-from shared.concurrency import Expected
+from shared.concurrency import Expected, versioned_update
 from shared.db import utcnow
 from shared.errors import Problem, not_found
 from shared.events.outbox import UnitOfWork
@@ -123,13 +123,7 @@ async def _guarded_update(
     uow: UnitOfWork, app: Application, expected: Expected, **values: object
 ) -> None:
     """Write only if nobody moved the application since ``expected``: one of two racers wins."""
-    result = await uow.session.execute(
-        update(Application)
-        .where(Application.id == app.id, Application.version == expected.version)
-        .values(version=Application.version + 1, updated_at=utcnow(), **values)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if not await versioned_update(uow.session, Application, app.id, expected=expected, **values):
         raise expected.conflict()  # a racer won: 412 for If-Match, 409 for a body version
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from services.registry.api.family_schemas import ChildLinkIn, FamilyIn, FamilyOut, MemberOut
@@ -15,7 +15,7 @@ from services.registry.models import Family, FamilyChild, Person
 from services.registry.usecases.common import require_person_access, today
 from services.registry.usecases.persons import change_person
 from shared.auth import Principal, Role
-from shared.db import utcnow
+from shared.concurrency import versioned_update
 from shared.errors import Problem, not_found
 from shared.events.outbox import UnitOfWork
 from shared.pagination import Page, cursor_time, decode_cursor, encode_cursor
@@ -279,10 +279,5 @@ async def add_child(uow: UnitOfWork, family: Family, child_id: str, principal: P
             "该子女已在此家庭中",
             "The child is already linked to this family",
         ) from e
-    await uow.session.execute(
-        update(Family)
-        .where(Family.id == family.id)
-        .values(version=Family.version + 1, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
+    await versioned_update(uow.session, Family, family.id)
     await uow.session.refresh(family)

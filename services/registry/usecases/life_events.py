@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 
 from services.registry.api.family_schemas import BirthIn, BirthOut, DeathIn, DeathOut
 from services.registry.domain import families as rules
@@ -22,8 +22,8 @@ from services.registry.usecases.families import (
 )
 from services.registry.usecases.persons import change_person, person_out
 from shared.auth import Principal
+from shared.concurrency import versioned_update
 from shared.crypto import FieldCipher
-from shared.db import utcnow
 from shared.errors import Problem, not_found
 from shared.events.outbox import UnitOfWork
 
@@ -168,13 +168,8 @@ async def record_death(
     except rules.RuleBroken as e:
         raise rule_problem(e) from e
     # Guarded write: of two reports of one death at the same moment, one records it.
-    result = await uow.session.execute(
-        update(Person)
-        .where(Person.id == person.id, Person.died_on.is_(None))  # type: ignore[union-attr]
-        .values(died_on=body.date_of_death, version=Person.version + 1, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    dead = Person.died_on.is_(None)  # type: ignore[union-attr]
+    if not await versioned_update(uow.session, Person, person.id, dead, died_on=body.date_of_death):
         raise _already_dead()
     uow.session.add(
         Death(

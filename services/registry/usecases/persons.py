@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from services.registry.api.schemas import PersonIn, PersonOut, PersonPatch
 from services.registry.domain.identity import parse_id_number
@@ -13,9 +13,8 @@ from services.registry.events import PersonRegistered, PersonUpdated
 from services.registry.models import Person
 from services.registry.usecases.common import ID_CONTEXT, require_person_access, today
 from shared.auth import Principal, Role
-from shared.concurrency import Expected
+from shared.concurrency import Expected, versioned_update
 from shared.crypto import FieldCipher, mask_id_number
-from shared.db import utcnow
 from shared.errors import Problem, not_found
 from shared.events.outbox import UnitOfWork
 from shared.pagination import Page, decode_cursor, encode_cursor
@@ -129,15 +128,7 @@ async def change_person(
     Every change of a person goes through here, so the other services' copies of the person
     (benefits, visits, notify) hear of it, whichever use case made it.
     """
-    q = update(Person).where(Person.id == person_id)
-    if expected is not None:
-        q = q.where(Person.version == expected.version)
-    result = await uow.session.execute(
-        q.values(version=Person.version + 1, updated_at=utcnow(), **changed).execution_options(
-            synchronize_session=False
-        )
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if not await versioned_update(uow.session, Person, person_id, expected=expected, **changed):
         raise expected.conflict() if expected is not None else not_found("居民", "Person")
     person = await uow.session.get(Person, person_id)
     assert person is not None
