@@ -101,11 +101,14 @@ class Settings(BaseSettings):
             return
         if self.jwt_secret == DEV_JWT_SECRET and not self.jwt_jwks_url:
             raise RuntimeError("production needs LINGJU_JWT_JWKS_URL (or a real secret)")
+        # Benefits encrypts payee bank accounts with the same data keys.
+        if service in (None, "registry", "benefits") and (
+            self.data_keys == DEV_DATA_KEY or self.blind_index_key == DEV_BLIND_INDEX_KEY
+        ):
+            raise RuntimeError("production needs LINGJU_DATA_KEYS and LINGJU_BLIND_INDEX_KEY")
         if service not in (None, "registry"):
             return
         if self.certificate_signing_key == DEV_CERTIFICATE_SIGNING_KEY:
             raise RuntimeError("production needs LINGJU_CERTIFICATE_SIGNING_KEY")
         if self.bureau_hmac_secret == DEV_BUREAU_HMAC_SECRET:
             raise RuntimeError("production needs LINGJU_BUREAU_HMAC_SECRET")
-        if self.data_keys == DEV_DATA_KEY or self.blind_index_key == DEV_BLIND_INDEX_KEY:
-            raise RuntimeError("production needs LINGJU_DATA_KEYS and LINGJU_BLIND_INDEX_KEY")

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import httpx
 import nats
-from sqlalchemy import delete
+from sqlalchemy import delete, text
 from sqlalchemy.engine import make_url
 from stdnum.cn import ric
 
@@ -95,13 +95,38 @@ def service_metadata(service: str) -> Any:
     return importlib.import_module(f"services.{service}.models").metadata
 
 
+# Tables whose rows the database refuses to change or delete (benefits' ledger).
+APPEND_ONLY_TABLES = frozenset({"ledger_entries"})
+
+
 async def reset_databases(urls: dict[str, str]) -> None:
     for service, url in urls.items():
         db = Database(url)
         try:
             async with db.session() as s, s.begin():
-                for table in reversed(service_metadata(service).sorted_tables):
+                # Append-only tables refuse DELETE by trigger: lift the triggers for the reset
+                # inside the same transaction and put them back before it commits.
+                tables = list(reversed(service_metadata(service).sorted_tables))
+                guarded = [t.name for t in tables if t.name in APPEND_ONLY_TABLES]
+                triggers: list[Any] = []
+                if url.startswith("sqlite"):
+                    triggers = list(
+                        await s.execute(
+                            text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
+                        )
+                    )
+                    for name, _ in triggers:
+                        await s.execute(text(f'DROP TRIGGER "{name}"'))
+                else:
+                    for name in guarded:
+                        await s.execute(text(f"ALTER TABLE {name} DISABLE TRIGGER USER"))
+                for table in tables:
                     await s.execute(delete(table))
+                for _, sql in triggers:
+                    await s.execute(text(sql))
+                if not url.startswith("sqlite"):
+                    for name in guarded:
+                        await s.execute(text(f"ALTER TABLE {name} ENABLE TRIGGER USER"))
         finally:
             await db.dispose()
 

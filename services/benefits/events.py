@@ -55,6 +55,60 @@ class EnrollmentEnded(EventData):
     region_code: str
 
 
+class EnrollmentActivated(EventData):
+    """An officer other than the one who prepared it confirmed the enrollment: it is paid from
+    ``pays_from`` on (months already past are back pay in the next run)."""
+
+    TYPE = "lingju.benefits.enrollment.activated"
+    enrollment_id: str
+    program: str
+    program_name: str
+    person_id: str
+    payee_id: str
+    region_code: str
+    pays_from: str  # "YYYY-MM"
+    pays_until: str | None = None
+    monthly_fen: int  # the amount in force for the current period (0 for claim programs)
+
+
+class PaymentDisbursed(EventData):
+    """The bank confirmed one line of a payment run (or a claim) paid to the payee."""
+
+    TYPE = "lingju.benefits.payment.disbursed"
+    line_id: int
+    run_id: str
+    run_code: str
+    program: str
+    program_name: str
+    person_id: str
+    payee_id: str
+    enrollment_id: str | None = None
+    claim_id: str | None = None
+    period_from: str
+    period_until: str
+    amount_fen: int
+    region_code: str
+
+
+class PaymentFailed(EventData):
+    """The bank returned a line unpaid: the months are owed again in the program's next run,
+    and the payee is told to check the account on file."""
+
+    TYPE = "lingju.benefits.payment.failed"
+    line_id: int
+    run_id: str
+    run_code: str
+    program: str
+    program_name: str
+    person_id: str
+    payee_id: str
+    period_from: str
+    period_until: str
+    amount_fen: int
+    reason: str
+    region_code: str
+
+
 # -- consumed (tolerant views of registry's schemas) ----------------------------------------
 
 
