@@ -175,9 +175,13 @@ def make_id_number(birth: date, sex: str = "female") -> str:
 
 
 def auth(
-    settings: Settings, role: str, region: str = "", person_id: str | None = None
+    settings: Settings,
+    role: str,
+    region: str = "",
+    person_id: str | None = None,
+    sub: str | None = None,
 ) -> dict[str, str]:
-    token = mint_dev_token(settings, role=role, region=region, person_id=person_id)
+    token = mint_dev_token(settings, role=role, region=region, person_id=person_id, sub=sub)
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -252,8 +256,11 @@ class InProcessStack:
     def notify(self) -> httpx.AsyncClient:
         return self.clients["notify"]
 
-    def auth(self, role: str, region: str = "", person_id: str | None = None) -> dict[str, str]:
-        return auth(self.settings, role, region, person_id)
+    def auth(
+        self, role: str, region: str = "", person_id: str | None = None, sub: str | None = None
+    ) -> dict[str, str]:
+        """A dev token; ``sub`` names the officer (maker-checker tests need two)."""
+        return auth(self.settings, role, region, person_id, sub)
 
     # -- flows ------------------------------------------------------------------------------
 

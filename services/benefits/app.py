@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.benefits.api import enrollments, programs
+from services.benefits.api import claims, enrollments, payees, payment_runs, programs
 from services.benefits.events import HANDLERS
 from services.benefits.models import KERNEL, metadata
 from shared.config import Settings
@@ -15,7 +15,13 @@ SPEC = ServiceSpec(
     title="Lingju benefits (奖励扶助与补贴)",
     metadata=metadata,
     kernel=KERNEL,
-    routers=[enrollments.router, programs.router],
+    routers=[
+        programs.router,
+        enrollments.router,
+        payment_runs.router,
+        payees.router,
+        claims.router,
+    ],
     handlers=HANDLERS,
 )
 

@@ -11,8 +11,8 @@ from pathlib import Path
 from sqlalchemy import select
 
 from services.benefits.domain.enrollments import Ending, ending
-from services.benefits.domain.programs import Program, parse_programs, programs_founded_by
-from services.benefits.models import Enrollment, PersonFacts, RevokedCertificate
+from services.benefits.domain.programs import Period, Program, parse_programs, programs_founded_by
+from services.benefits.models import CertificateFacts, Enrollment, PersonFacts
 from shared.concurrency import versioned_update
 from shared.events import CloudEvent, EventData
 from shared.events.envelope import ConsumedData
@@ -153,7 +153,8 @@ async def on_person_facts(uow: UnitOfWork, event: CloudEvent) -> None:
 async def on_certificate_issued(uow: UnitOfWork, event: CloudEvent) -> None:
     """Enroll every holder in every program the certificate founds (no double enrollment)."""
     data = CertificateIssuedView.model_validate(event.data)
-    if await uow.session.get(RevokedCertificate, data.certificate_id) is not None:
+    known = await uow.session.get(CertificateFacts, data.certificate_id)
+    if known is not None and known.revoked_on is not None:
         return  # its revocation was seen first
     for program in programs_founded_by(data.certificate_type, programs()):
         for person_id in data.holder_ids:
@@ -173,6 +174,10 @@ async def on_certificate_issued(uow: UnitOfWork, event: CloudEvent) -> None:
                 id=str(uuid.uuid4()),
                 program=program.code,
                 person_id=person_id,
+                payee_id=person_id,
+                pays_from=str(Period.of(data.issued_on)),
+                prepared_by="system",
+                confirmed_by="system",
                 # The certificate was already reviewed level by level: its enrollment is active.
                 status="active",
                 region_code=data.region_code,
@@ -240,10 +245,17 @@ async def on_certificate_revoked(uow: UnitOfWork, event: CloudEvent) -> None:
     founded = Enrollment.source == "certificate", Enrollment.source_ref == data.certificate_id
     # Recorded as a fact: events are not ordered across replicas, and an issue seen after its
     # revocation must found nothing (on_certificate_issued checks this).
-    if await uow.session.get(RevokedCertificate, data.certificate_id) is None:
+    known = await uow.session.get(CertificateFacts, data.certificate_id)
+    if known is None:
         uow.session.add(
-            RevokedCertificate(certificate_id=data.certificate_id, revoked_on=data.revoked_on)
+            CertificateFacts(
+                certificate_id=data.certificate_id,
+                certificate_type=data.certificate_type,
+                revoked_on=data.revoked_on,
+            )
         )
+    elif known.revoked_on is None:
+        known.revoked_on = data.revoked_on
     end = ending("certificate_revoked", data.revoked_on)
     for enrollment in await _open_enrollments(uow, *founded):
         await _end(uow, enrollment, end)

@@ -173,7 +173,7 @@ async def test_a_revocation_seen_before_its_issue_founds_nothing(stack: InProces
     )
 
     async def recorded() -> None:
-        assert await stack.count_rows("benefits", "revoked_certificates") == 1
+        assert await stack.count_rows("benefits", "certificate_facts") == 1
 
     await eventually(recorded)
     await publish(
