@@ -123,6 +123,19 @@ class FamilyRegistered(EventData):
     children_ids: list[str]
 
 
+class FamilyChildLinked(EventData):
+    """A child was linked to a registered family after its registration (a birth links its
+    child through ``child.born`` instead). Benefits needs it: who is an only child decides
+    the only-child programs."""
+
+    TYPE = "lingju.registry.family.child_linked"
+    family_id: str
+    child_id: str
+    wife_id: str
+    husband_id: str
+    region_code: str
+
+
 class ChildBorn(EventData):
     """A child was born and registered (visits: postpartum plan for the mother; benefits:
     childcare subsidy for the child). The child is also announced by ``person.registered``

@@ -361,6 +361,15 @@ async def test_linking_a_child(stack: InProcessStack) -> None:
     r = await stack.registry.post(url, json={"child_id": child["id"]}, headers=officer(stack))
     assert_problem(r, 409, "child_already_linked")
     assert await stack.count_rows("registry", "family_children") == 1
+    # Announced once (the refused second link publishes nothing).
+    (linked,) = await outbox_events(stack, "lingju.registry.family.child_linked")
+    assert linked["data"] == {
+        "family_id": family["id"],
+        "child_id": child["id"],
+        "wife_id": wife["id"],
+        "husband_id": husband["id"],
+        "region_code": family["region_code"],
+    }
 
 
 async def test_linking_a_child_refusals_and_bad_input(stack: InProcessStack) -> None:

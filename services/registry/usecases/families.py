@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from services.registry.api.family_schemas import ChildLinkIn, FamilyIn, FamilyOut, MemberOut
 from services.registry.domain import families as rules
-from services.registry.events import FamilyRegistered
+from services.registry.events import FamilyChildLinked, FamilyRegistered
 from services.registry.models import Family, FamilyChild, Person
 from services.registry.usecases.common import require_person_access, today
 from services.registry.usecases.persons import change_person
@@ -265,6 +265,16 @@ async def link_child(
     except rules.RuleBroken as e:
         raise rule_problem(e) from e
     await add_child(uow, family, child.id, principal)
+    uow.publish(
+        FamilyChildLinked(
+            family_id=family.id,
+            child_id=child.id,
+            wife_id=family.wife_id,
+            husband_id=family.husband_id,
+            region_code=family.region_code,
+        ),
+        subject=family.id,
+    )
     return 201, await family_out(uow, family)
 
 
