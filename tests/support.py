@@ -284,7 +284,8 @@ class InProcessStack:
     async def submit_application(self) -> dict[str, Any]:
         mother = await self.register_person(date(1975, 5, 1), "female")
         father = await self.register_person(date(1973, 3, 2), "male")
-        child = await self.register_person(date(2005, 6, 1), "male", phone=None)
+        # Under 18 until 2030-05, and born before 2016 (when honor certificates stopped).
+        child = await self.register_person(date(2012, 6, 1), "male", phone=None)
         r = await self.registry.post(
             "/api/v1/applications",
             json={

@@ -27,7 +27,7 @@ def envelope(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def certificate_issued(holders: list[str]) -> dict[str, Any]:
+def certificate_issued(holders: list[str], child_id: str | None = None) -> dict[str, Any]:
     """A registry.certificate.issued event as its documented schema has it."""
     return envelope(
         "lingju.registry.certificate.issued",
@@ -37,12 +37,65 @@ def certificate_issued(holders: list[str]) -> dict[str, Any]:
             "certificate_type": "only_child_honor",
             "application_id": str(uuid.uuid4()),
             "holder_ids": holders,
-            "child_id": None,
+            "child_id": child_id,
             "region_code": "330102001001",
             "issued_on": date.today().isoformat(),
             "submitted_by": "agent-1",
         },
     )
+
+
+def person_registered(person_id: str, birth: date = date(1975, 5, 1)) -> dict[str, Any]:
+    """A registry.person.registered event: benefits needs a holder's facts to enroll them."""
+    return envelope(
+        "lingju.registry.person.registered",
+        {
+            "person_id": person_id,
+            "name": "测试居民",
+            "sex": "female",
+            "birth_date": birth.isoformat(),
+            "region_code": "330102001001",
+            "residency": "registered",
+            "household_type": "rural",
+            "phone": None,
+        },
+    )
+
+
+async def register_family(url: str, holders: list[str], child_id: str) -> None:
+    """Announce the holders and their only child (born 2012: under 18 until 2030-05)."""
+    events = [person_registered(h) for h in holders] + [
+        person_registered(child_id, date(2012, 6, 1))
+    ]
+    await publish(
+        url,
+        "lingju.registry.person.registered",
+        [json.dumps(e).encode() for e in events],
+        [e["id"] for e in events],
+    )
+
+
+async def confirm_all_pending(stack: InProcessStack, expected: int) -> None:
+    """A second officer confirms every pending enrollment (maker-checker: none is active at
+    once), after waiting for ``expected`` of them."""
+
+    async def pending() -> list[dict[str, Any]]:
+        r = await stack.benefits.get(
+            "/api/v1/enrollments",
+            params={"status": "pending_review", "limit": 200},
+            headers=stack.auth("county_officer", "330102"),
+        )
+        items = r.json()["items"]
+        assert len(items) == expected, items
+        return items  # type: ignore[no-any-return]
+
+    for e in await eventually(pending, within=60):
+        r = await stack.benefits.post(
+            f"/api/v1/enrollments/{e['id']}/confirm",
+            json={"version": e["version"]},
+            headers=stack.auth("township_officer", "330102001", sub="checker-1"),
+        )
+        assert r.status_code == 200, r.text
 
 
 async def publish(url: str, subject: str, payloads: list[bytes], msg_ids: list[str | None]) -> None:
@@ -84,6 +137,7 @@ async def test_events_committed_while_nats_is_down_arrive_exactly_once(
 
     await eventually(all_enrolled, within=60)
     assert await stack.rt("registry").relay.backlog() == 0
+    await confirm_all_pending(stack, len(holders))  # residents are told once confirmed
 
     async def all_told() -> None:
         assert await stack.count_rows("notify", "inbox_messages") == len(holders)
@@ -104,7 +158,14 @@ def _disconnected(stack: InProcessStack) -> Any:
 
 
 async def test_same_event_twice_gives_one_enrollment(stack: InProcessStack) -> None:
-    event = certificate_issued(["mother-1", "father-1"])
+    await register_family(stack.nats.url, ["mother-1", "father-1"], "child-1")
+
+    async def known() -> None:
+        assert await stack.count_rows("benefits", "person_facts") == 3
+
+    await eventually(known)
+    applied_before = handled(stack, "benefits", "applied")
+    event = certificate_issued(["mother-1", "father-1"], "child-1")
     payload = json.dumps(event).encode()
     # Same Nats-Msg-Id (the broker drops the copy), then a new msg id (the inbox drops it).
     await publish(
@@ -118,13 +179,15 @@ async def test_same_event_twice_gives_one_enrollment(stack: InProcessStack) -> N
         assert handled(stack, "benefits", "duplicate") == 1
 
     await eventually(duplicate_seen)
-    assert handled(stack, "benefits", "applied") == 1
+    assert handled(stack, "benefits", "applied") == applied_before + 1
     assert await stack.count_rows("benefits", "enrollments") == 2
-    assert await stack.count_rows("benefits", "event_inbox") == 1
+    assert await stack.count_rows("benefits", "event_inbox") == 4  # 3 persons, 1 certificate
 
 
 async def test_poison_events_are_dead_lettered_and_the_rest_flow(stack: InProcessStack) -> None:
-    good = [certificate_issued([f"m{i}", f"f{i}"]) for i in range(5)]
+    for i in range(5):
+        await register_family(stack.nats.url, [f"m{i}", f"f{i}"], f"k{i}")
+    good = [certificate_issued([f"m{i}", f"f{i}"], f"k{i}") for i in range(5)]
     bad_shape = certificate_issued(["x"])
     del bad_shape["data"]["holder_ids"]
     payloads = [b"{not json", json.dumps(bad_shape).encode()] + [
@@ -162,26 +225,26 @@ async def test_poison_events_are_dead_lettered_and_the_rest_flow(stack: InProces
 
 
 async def test_dead_letter_replayed_once_its_prerequisite_arrived(stack: InProcessStack) -> None:
-    """An enrollment notice for a person notify has not heard of yet waits, then dead-letters;
+    """An enrollment notice for a payee notify has not heard of yet waits, then dead-letters;
     after the person's registration arrives, an admin replays it into exactly one message."""
     person_id = str(uuid.uuid4())
     notice = envelope(
-        "lingju.benefits.enrollment.created",
+        "lingju.benefits.enrollment.activated",
         {
             "enrollment_id": "e1",
             "program": "only_child_parent_reward",
             "program_name": "独生子女父母奖励费",
             "person_id": person_id,
-            "status": "active",
+            "payee_id": person_id,
             "region_code": "330102001001",
-            "starts_on": "2026-01-01",
-            "source": "certificate",
-            "source_ref": "c1",
+            "pays_from": "2026-01",
+            "pays_until": "2030-05",
+            "monthly_fen": 1000,
         },
     )
     await publish(
         stack.nats.url,
-        "lingju.benefits.enrollment.created",
+        "lingju.benefits.enrollment.activated",
         [json.dumps(notice).encode()],
         [notice["id"]],
     )
@@ -272,6 +335,7 @@ async def test_correlation_id_travels_from_request_into_events(stack: InProcessS
 
 async def test_metrics_show_outbox_and_consumers(stack: InProcessStack) -> None:
     await stack.issue_certificate()
+    await confirm_all_pending(stack, 2)
 
     async def flowed() -> None:
         assert await stack.count_rows("notify", "inbox_messages") == 2

@@ -17,6 +17,7 @@ import httpx
 import nats
 
 from shared.config import SERVICES
+from shared.db import Database
 from shared.devstack import NatsServer, Stack, free_port
 from tests.support import (
     TOWNSHIP,
@@ -86,7 +87,7 @@ def test_the_flow_end_to_end_over_http(
             mother, father, child = (
                 person(date(1972, 1, 1), "female"),
                 person(date(1970, 1, 1), "male"),
-                person(date(2003, 1, 1), "male"),
+                person(date(2012, 1, 1), "male"),  # under 18: the reward is owed
             )
             r = http.post(
                 f"{reg}/api/v1/applications",
@@ -118,15 +119,25 @@ def test_the_flow_end_to_end_over_http(
                 app = r.json()
             assert app["status"] == "issued" and app["certificate_no"]
 
-            def enrolled() -> None:
+            def enrolled() -> list[dict[str, Any]]:
                 r = http.get(
                     f"{stack.url('benefits')}/api/v1/enrollments",
-                    params={"person_id": mother},
-                    headers=auth(s, "resident", person_id=mother),
+                    params={"status": "pending_review"},
+                    headers=auth(s, "township_officer", TOWNSHIP),
                 )
-                assert [e["program"] for e in r.json()["items"]] == ["only_child_parent_reward"]
+                items = r.json()["items"]
+                assert sorted(e["person_id"] for e in items) == sorted([mother, father])
+                assert {e["program"] for e in items} == {"only_child_parent_reward"}
+                return items  # type: ignore[no-any-return]
 
-            _wait(enrolled)
+            # Maker-checker: the system prepared them, a township officer confirms each.
+            for e in _wait(enrolled):
+                r = http.post(
+                    f"{stack.url('benefits')}/api/v1/enrollments/{e['id']}/confirm",
+                    headers=auth(s, "township_officer", TOWNSHIP, sub="checker-1"),
+                    json={"version": e["version"]},
+                )
+                assert r.status_code == 200, r.text
 
             def told() -> None:
                 r = http.get(
@@ -156,10 +167,12 @@ def test_crash_after_commit_before_ack_is_redelivered_and_applied_once(
 ) -> None:
     """benefits dies (as by SIGKILL) after committing an enrollment and before acking it."""
     stack = _stack(databases, nats_server, tmp_path, LINGJU_FAILPOINTS="consumer.after_commit=exit")
+    # benefits already knows the holders and their child (as from earlier person events).
+    asyncio.run(_known_persons(databases["benefits"], ["mother-x", "father-x"], "child-x"))
     stack.services = ("benefits",)
     stack.start()
     try:
-        event = certificate_issued(["mother-x", "father-x"])
+        event = certificate_issued(["mother-x", "father-x"], "child-x")
 
         async def send() -> None:
             nc = await nats.connect(nats_server.url)
@@ -190,6 +203,28 @@ def test_crash_after_commit_before_ack_is_redelivered_and_applied_once(
             assert sorted(e["person_id"] for e in items["items"]) == ["father-x", "mother-x"]
     finally:
         stack.stop()
+
+
+async def _known_persons(url: str, holders: list[str], child_id: str) -> None:
+    from services.benefits.models import PersonFacts
+
+    db = Database(url)
+    try:
+        async with db.session() as s, s.begin():
+            for person_id, born in [(h, date(1975, 5, 1)) for h in holders] + [
+                (child_id, date(2012, 6, 1))
+            ]:
+                s.add(
+                    PersonFacts(
+                        person_id=person_id,
+                        sex="female",
+                        birth_date=born,
+                        region_code=VILLAGE,
+                        household_type="rural",
+                    )
+                )
+    finally:
+        await db.dispose()
 
 
 def test_lingju_run_stops_everything_on_ctrl_c(tmp_path: Path) -> None:

@@ -45,9 +45,19 @@ async def test_changed_stream_and_consumer_declarations_are_applied(
             assert sorted(consumer.config.filter_subjects or []) == [
                 "lingju.registry.certificate.issued",
                 "lingju.registry.certificate.revoked",
+                "lingju.registry.child.born",
+                "lingju.registry.family.child_linked",
+                "lingju.registry.family.registered",
                 "lingju.registry.person.died",
                 "lingju.registry.person.registered",
                 "lingju.registry.person.updated",
+            ]
+            # notify takes what it tells payees about from benefits' stream.
+            notify = await js.consumer_info("BENEFITS", "notify")
+            assert sorted(notify.config.filter_subjects or []) == [
+                "lingju.benefits.enrollment.activated",
+                "lingju.benefits.payment.disbursed",
+                "lingju.benefits.payment.failed",
             ]
             assert consumer.config.max_deliver == stack.settings.consumer_max_deliver + 1
             assert consumer.config.ack_wait == stack.settings.consumer_ack_wait_seconds

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from services.benefits.api import claims, enrollments, payees, payment_runs, programs
 from services.benefits.events import HANDLERS
 from services.benefits.models import KERNEL, metadata
+from services.benefits.sweeps import run_enrollment_sweeps
 from shared.config import Settings
 from shared.service import ServiceSpec, create_service_app
 
@@ -23,6 +24,7 @@ SPEC = ServiceSpec(
         claims.router,
     ],
     handlers=HANDLERS,
+    workers=[run_enrollment_sweeps],
 )
 
 

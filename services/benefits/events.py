@@ -1,23 +1,32 @@
-"""Events benefits publishes, its views of the events it consumes, and their handlers."""
+"""Events benefits publishes, its views of the events it consumes, and their handlers.
+
+Handlers keep the read models (persons, families, child links, certificates) and found
+enrollments through the use cases in ``enrolling.py``. Events are not ordered across
+replicas: a handler missing a prerequisite copy (a holder's person facts, say) raises
+``RetryLater`` and everything it did is rolled back; each handler is safe to apply again.
+"""
 
 from __future__ import annotations
 
+import logging
 import tomllib
-import uuid
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import select
+from pydantic import Field
 
-from services.benefits.domain.enrollments import Ending, ending
+from services.benefits import enrolling
+from services.benefits.domain.enrollments import ending
 from services.benefits.domain.programs import Period, Program, parse_programs, programs_founded_by
-from services.benefits.models import CertificateFacts, Enrollment, PersonFacts
-from shared.concurrency import versioned_update
+from services.benefits.models import CertificateFacts, Enrollment, FamilyFacts, PersonFacts
 from shared.events import CloudEvent, EventData
+from shared.events.consumer import RetryLater
 from shared.events.envelope import ConsumedData
 from shared.events.outbox import UnitOfWork
 from shared.readmodel import apply_copy
+
+log = logging.getLogger("lingju.benefits.events")
 
 PROGRAMS_FILE = Path(__file__).with_name("programs.toml")
 
@@ -31,15 +40,21 @@ def programs() -> dict[str, Program]:
 
 
 class EnrollmentCreated(EventData):
+    """An enrollment was prepared (by the system from an event, or by an officer): it waits
+    for an officer's confirmation (``status`` pending_review) before anything is paid."""
+
     TYPE = "lingju.benefits.enrollment.created"
     enrollment_id: str
     program: str
     program_name: str
     person_id: str
+    payee_id: str
     status: str
     region_code: str
     starts_on: date
-    source: str
+    pays_from: str  # "YYYY-MM": the first period owed once confirmed
+    pays_until: str | None = None  # the last one; None: open-ended
+    source: str  # certificate | child_born | death | age_sweep | application
     source_ref: str
 
 
@@ -50,7 +65,7 @@ class EnrollmentEnded(EventData):
     enrollment_id: str
     program: str
     person_id: str
-    reason: str  # certificate_revoked | death
+    reason: str  # certificate_revoked | death | child_died | age_out | rejected
     ends_after: str
     region_code: str
 
@@ -69,6 +84,30 @@ class EnrollmentActivated(EventData):
     pays_from: str  # "YYYY-MM"
     pays_until: str | None = None
     monthly_fen: int  # the amount in force for the current period (0 for claim programs)
+
+
+class EnrollmentSuspended(EventData):
+    """Payments stop until the enrollment is resumed (``reason`` says why, in zh-CN)."""
+
+    TYPE = "lingju.benefits.enrollment.suspended"
+    enrollment_id: str
+    program: str
+    person_id: str
+    payee_id: str
+    reason: str
+    region_code: str
+
+
+class EnrollmentResumed(EventData):
+    """A suspended enrollment is paid again; the months owed meanwhile are back pay in the
+    program's next run."""
+
+    TYPE = "lingju.benefits.enrollment.resumed"
+    enrollment_id: str
+    program: str
+    person_id: str
+    payee_id: str
+    region_code: str
 
 
 class PaymentDisbursed(EventData):
@@ -125,8 +164,10 @@ class PersonRegisteredView(ConsumedData):
 
 class CertificateIssuedView(ConsumedData):
     certificate_id: str
+    certificate_no: str | None = None
     certificate_type: str
     holder_ids: list[str]
+    child_id: str | None = None
     region_code: str
     issued_on: date
 
@@ -137,9 +178,39 @@ class CertificateRevokedView(ConsumedData):
     revoked_on: date
 
 
+class FamilyRegisteredView(ConsumedData):
+    family_id: str
+    wife_id: str
+    husband_id: str
+    marriage_date: date
+    region_code: str
+    children_ids: list[str] = Field(default_factory=list)
+
+
+class FamilyChildLinkedView(ConsumedData):
+    family_id: str
+    child_id: str
+    wife_id: str
+    husband_id: str
+
+
+class ChildBornView(ConsumedData):
+    child_id: str
+    mother_id: str
+    father_id: str | None = None
+    birth_date: date
+    region_code: str
+    family_id: str | None = None
+
+
 class PersonDiedView(ConsumedData):
     person_id: str
     date_of_death: date
+    # The parents whose only child the deceased was (empty: nobody's only child).
+    only_child_of: list[str] = Field(default_factory=list)
+
+
+# -- handlers ---------------------------------------------------------------------------------
 
 
 async def on_person_facts(uow: UnitOfWork, event: CloudEvent) -> None:
@@ -150,99 +221,61 @@ async def on_person_facts(uow: UnitOfWork, event: CloudEvent) -> None:
     )
 
 
+async def _require_persons(uow: UnitOfWork, person_ids: list[str], why: str) -> None:
+    """Retry later unless benefits has the facts of every one of ``person_ids``: registry
+    announces a person before anything about them, but replicas do not keep that order."""
+    for person_id in person_ids:
+        if await uow.session.get(PersonFacts, person_id) is None:
+            raise RetryLater(f"{why}: person {person_id} not known yet")
+
+
 async def on_certificate_issued(uow: UnitOfWork, event: CloudEvent) -> None:
-    """Enroll every holder in every program the certificate founds (no double enrollment)."""
+    """Keep the certificate as a fact, link its holders to its child, and prepare (pending an
+    officer's confirmation) every holder's enrollment in every program it founds, for the
+    months the eligibility rules give from the issue month on."""
     data = CertificateIssuedView.model_validate(event.data)
-    known = await uow.session.get(CertificateFacts, data.certificate_id)
-    if known is not None and known.revoked_on is not None:
-        return  # its revocation was seen first
+    cert = await uow.session.get(CertificateFacts, data.certificate_id)
+    revoked = cert is not None and cert.revoked_on is not None
+    if not revoked:
+        # Eligibility reads the holders' and the child's facts: wait for them.
+        child = [data.child_id] if data.child_id else []
+        await _require_persons(uow, [*data.holder_ids, *child], "certificate issued")
+    if cert is None:
+        cert = CertificateFacts(certificate_id=data.certificate_id, certificate_type="")
+        uow.session.add(cert)
+    # A revocation seen first left a bare row: fill in what the issue says, keep revoked_on.
+    cert.certificate_type = data.certificate_type
+    cert.certificate_no = data.certificate_no
+    cert.holder_ids = list(data.holder_ids)
+    cert.child_id = data.child_id
+    cert.region_code = data.region_code
+    cert.issued_on = data.issued_on
+    for holder in data.holder_ids:
+        if data.child_id:
+            await enrolling.link_child(uow, holder, data.child_id)
+    if revoked:
+        log.info("certificate %s was revoked before its issue arrived", data.certificate_id)
+        return
+    await uow.flush()  # load_facts reads the links and the certificate just written
+    issued = Period.of(data.issued_on)
     for program in programs_founded_by(data.certificate_type, programs()):
         for person_id in data.holder_ids:
-            existing = await uow.session.scalar(
-                select(Enrollment.id).where(
-                    Enrollment.program == program.code,
-                    Enrollment.person_id == person_id,
-                    Enrollment.source_ref == data.certificate_id,
-                )
-            )
-            if existing:
-                continue
-            facts = await uow.session.get(PersonFacts, person_id)
-            if facts is not None and facts.died_on is not None:
-                continue  # the death arrived first: nobody is enrolled after death
-            enrollment = Enrollment(
-                id=str(uuid.uuid4()),
-                program=program.code,
-                person_id=person_id,
+            await enrolling.found(
+                uow,
+                program,
+                person_id,
                 payee_id=person_id,
-                pays_from=str(Period.of(data.issued_on)),
-                prepared_by="system",
-                confirmed_by="system",
-                # The certificate was already reviewed level by level: its enrollment is active.
-                status="active",
-                region_code=data.region_code,
                 source="certificate",
                 source_ref=data.certificate_id,
                 starts_on=data.issued_on,
+                not_before=issued,
             )
-            uow.session.add(enrollment)
-            uow.publish(
-                EnrollmentCreated(
-                    enrollment_id=enrollment.id,
-                    program=program.code,
-                    program_name=program.name,
-                    person_id=person_id,
-                    status=enrollment.status,
-                    region_code=enrollment.region_code,
-                    starts_on=enrollment.starts_on,
-                    source=enrollment.source,
-                    source_ref=enrollment.source_ref,
-                ),
-                subject=enrollment.id,
-            )
-
-
-async def _end(uow: UnitOfWork, enrollment: Enrollment, end: Ending) -> None:
-    """End one enrollment and announce it, unless it is already ended (by an earlier event, or
-    a concurrent one: the guarded UPDATE lets exactly one transaction end it)."""
-    still_open = Enrollment.status != "ended"
-    written = await versioned_update(
-        uow.session,
-        Enrollment,
-        enrollment.id,
-        still_open,
-        status="ended",
-        ended_reason=end.reason,
-        ends_after=str(end.ends_after),
-    )
-    if not written:
-        return
-    uow.publish(
-        EnrollmentEnded(
-            enrollment_id=enrollment.id,
-            program=enrollment.program,
-            person_id=enrollment.person_id,
-            reason=end.reason,
-            ends_after=str(end.ends_after),
-            region_code=enrollment.region_code,
-        ),
-        subject=enrollment.id,
-    )
-
-
-async def _open_enrollments(uow: UnitOfWork, *where: object) -> list[Enrollment]:
-    rows = await uow.session.scalars(
-        select(Enrollment)
-        .where(Enrollment.status != "ended", *where)  # type: ignore[arg-type]
-        .order_by(Enrollment.id)
-    )
-    return list(rows.all())
 
 
 async def on_certificate_revoked(uow: UnitOfWork, event: CloudEvent) -> None:
-    """End the enrollments the certificate founded; paid through the month of revocation."""
+    """End the enrollments the certificate founded (pending ones too); paid through the month
+    of revocation."""
     data = CertificateRevokedView.model_validate(event.data)
-    founded = Enrollment.source == "certificate", Enrollment.source_ref == data.certificate_id
     # Recorded as a fact: events are not ordered across replicas, and an issue seen after its
     # revocation must found nothing (on_certificate_issued checks this).
     known = await uow.session.get(CertificateFacts, data.certificate_id)
@@ -257,19 +290,68 @@ async def on_certificate_revoked(uow: UnitOfWork, event: CloudEvent) -> None:
     elif known.revoked_on is None:
         known.revoked_on = data.revoked_on
     end = ending("certificate_revoked", data.revoked_on)
-    for enrollment in await _open_enrollments(uow, *founded):
-        await _end(uow, enrollment, end)
+    founded = await enrolling.open_enrollments(
+        uow.session,
+        Enrollment.source == "certificate",
+        Enrollment.source_ref == data.certificate_id,
+    )
+    for enrollment in founded:
+        await enrolling.end(uow, enrollment.id, end)
+
+
+async def on_family_registered(uow: UnitOfWork, event: CloudEvent) -> None:
+    """Keep the couple, and link both spouses to every child registered with them."""
+    data = FamilyRegisteredView.model_validate(event.data)
+    if await uow.session.get(FamilyFacts, data.family_id) is None:
+        uow.session.add(
+            FamilyFacts(
+                family_id=data.family_id,
+                wife_id=data.wife_id,
+                husband_id=data.husband_id,
+                region_code=data.region_code,
+                marriage_date=data.marriage_date,
+            )
+        )
+    for child_id in data.children_ids:
+        for parent_id in (data.wife_id, data.husband_id):
+            await enrolling.link_child(uow, parent_id, child_id, data.family_id)
+
+
+async def on_family_child_linked(uow: UnitOfWork, event: CloudEvent) -> None:
+    """A child linked to a family later: who is an only child decides the only-child programs."""
+    data = FamilyChildLinkedView.model_validate(event.data)
+    for parent_id in (data.wife_id, data.husband_id):
+        await enrolling.link_child(uow, parent_id, data.child_id, data.family_id)
+
+
+async def on_child_born(uow: UnitOfWork, event: CloudEvent) -> None:
+    """Link the parents to the newborn and prepare its childcare subsidy, paid to the mother."""
+    data = ChildBornView.model_validate(event.data)
+    await _require_persons(uow, [data.child_id], "child born")
+    for parent_id in (data.mother_id, data.father_id):
+        if parent_id:
+            await enrolling.link_child(uow, parent_id, data.child_id, data.family_id)
+    await uow.flush()
+    childcare = [p for p in programs().values() if p.eligibility.rule == "childcare_subsidy"]
+    for program in childcare:
+        await enrolling.found(
+            uow,
+            program,
+            data.child_id,
+            payee_id=data.mother_id,
+            source="child_born",
+            source_ref=data.child_id,
+            starts_on=data.birth_date,
+        )
 
 
 async def on_person_died(uow: UnitOfWork, event: CloudEvent) -> None:
-    """End every enrollment of the deceased; paid for the month of death, nothing after."""
+    """Nothing is paid after the month of death: end the deceased's enrollments (recording
+    any month already sent as a correction), hold those the deceased was only paid for, end
+    the parents' only-child reward, and prepare the parents' special assistance."""
     data = PersonDiedView.model_validate(event.data)
-    facts = await uow.session.get(PersonFacts, data.person_id)
-    if facts is not None and facts.died_on is None:
-        facts.died_on = data.date_of_death
-    end = ending("death", data.date_of_death)
-    for enrollment in await _open_enrollments(uow, Enrollment.person_id == data.person_id):
-        await _end(uow, enrollment, end)
+    await _require_persons(uow, [data.person_id, *data.only_child_of], "person died")
+    await enrolling.record_death(uow, data.person_id, data.date_of_death, data.only_child_of)
 
 
 HANDLERS = {
@@ -277,5 +359,8 @@ HANDLERS = {
     "lingju.registry.person.updated": on_person_facts,
     "lingju.registry.certificate.issued": on_certificate_issued,
     "lingju.registry.certificate.revoked": on_certificate_revoked,
+    "lingju.registry.family.registered": on_family_registered,
+    "lingju.registry.family.child_linked": on_family_child_linked,
+    "lingju.registry.child.born": on_child_born,
     "lingju.registry.person.died": on_person_died,
 }

@@ -11,8 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from services.benefits.domain.eligibility import Child, Facts, Person, evaluate
 from services.benefits.domain.programs import AmountRule, Period, Program, rule_in_force
 from services.benefits.events import programs
+from services.benefits.facts import load_facts
+from services.benefits.models import PersonFacts
 from shared.auth import Principal, Role, require_roles
-from shared.errors import LocalizedValueError, problem_responses
+from shared.errors import LocalizedValueError, not_found, problem_responses
+from shared.service import RuntimeDep
 
 router = APIRouter(tags=["programs"], responses=problem_responses())
 
@@ -160,16 +163,42 @@ class ChildIn(BaseModel):
 
 
 class EligibilityCheckIn(BaseModel):
+    """Either the facts (an officer states them), or a ``person_id`` whose facts benefits
+    takes from its own read models (persons, families, children, certificates)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    person: PersonIn
+    person: PersonIn | None = None
     children: list[ChildIn] = Field(default_factory=list, max_length=30)
     holds_only_child_honor: bool = False
+    person_id: str | None = Field(
+        default=None, min_length=1, max_length=36, description="Check a known resident"
+    )
+    disabled_child_ids: list[str] = Field(
+        default_factory=list,
+        max_length=10,
+        description="With person_id: children the officer declares disabled",
+    )
     as_of: str | None = Field(
         default=None, pattern=PERIOD_PATTERN, description="Period asked about; default: now"
     )
 
+    @model_validator(mode="after")
+    def _one_source_of_facts(self) -> EligibilityCheckIn:
+        if (self.person is None) == (self.person_id is None):
+            raise LocalizedValueError(
+                "请提供 person（事实）或 person_id（已登记居民）之一",
+                "Send either person (the facts) or person_id (a known resident)",
+            )
+        if self.person_id is not None and (self.children or self.holds_only_child_honor):
+            raise LocalizedValueError(
+                "按 person_id 核查时，子女与证件信息取自系统记录，请勿填写",
+                "With person_id, children and certificates come from the records",
+            )
+        return self
+
     def facts(self) -> Facts:
+        assert self.person is not None
         return Facts(
             person=Person(**self.person.model_dump()),
             children=tuple(Child(**c.model_dump()) for c in self.children),
@@ -204,13 +233,27 @@ class EligibilityCheckOut(BaseModel):
     response_model=EligibilityCheckOut,
     summary=(
         "Which programs a person is entitled to, from and until which month, by which rule "
-        "and facts (the officer sends the facts until benefits' read models exist)"
+        "and facts (the facts as sent, or a known resident's from benefits' records)"
     ),
 )
-async def check_eligibility(body: EligibilityCheckIn, principal: Staff) -> EligibilityCheckOut:
-    principal.require_region(body.person.region_code)
+async def check_eligibility(
+    body: EligibilityCheckIn, principal: Staff, rt: RuntimeDep
+) -> EligibilityCheckOut:
     as_of = _period(body.as_of)
-    facts = body.facts()
+    if body.person_id is not None:
+        async with rt.db.session() as s:
+            row = await s.get(PersonFacts, body.person_id)
+            if row is None:
+                raise not_found("居民", "Person")
+            principal.require_region(row.region_code)
+            facts = await load_facts(
+                s, body.person_id, disabled_child_ids=frozenset(body.disabled_child_ids)
+            )
+        assert facts is not None
+    else:
+        assert body.person is not None
+        principal.require_region(body.person.region_code)
+        facts = body.facts()
     results: list[EligibilityOut] = []
     for program in programs().values():
         e = evaluate(program, facts, as_of)

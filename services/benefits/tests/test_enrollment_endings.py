@@ -1,4 +1,5 @@
-"""Enrollments end through a real broker: a certificate revoked, a person died, duplicates."""
+"""Enrollments end through a real broker: a certificate revoked, a person died, duplicates,
+events out of order."""
 
 from __future__ import annotations
 
@@ -7,23 +8,33 @@ from datetime import date
 from typing import Any
 
 from services.benefits.models import PersonFacts
+from services.benefits.tests.enrollment_support import (
+    ENDED,
+    certificate_data,
+    confirmed,
+    person_data,
+    send,
+    wait_for,
+)
 from services.registry.usecases.common import today
 from tests.support import TOWNSHIP, InProcessStack, eventually, published
-from tests.test_event_delivery import certificate_issued, envelope, publish
+from tests.test_event_delivery import envelope, handled, publish
 
-ENDED = "lingju.benefits.enrollment.ended"
+PERSON = "lingju.registry.person.registered"
+ISSUED = "lingju.registry.certificate.issued"
+
+
+def _one_pending(items: list[dict[str, Any]]) -> bool:
+    return [e["status"] for e in items] == ["pending_review"]
 
 
 async def _issued_and_enrolled(stack: InProcessStack) -> tuple[dict[str, Any], list[str]]:
+    """A certificate's enrollments, confirmed by a second officer."""
     cert = await stack.issue_certificate()
     holders = [cert["mother"]["id"], cert["father"]["id"]]
-
-    async def enrolled() -> None:
-        for person_id in holders:
-            items = await stack.enrollments_of(person_id)
-            assert [e["status"] for e in items] == ["active"], items
-
-    await eventually(enrolled)
+    for person_id in holders:
+        [e] = await wait_for(stack, _one_pending, person_id=person_id)
+        await confirmed(stack, e)
     return cert, holders
 
 
@@ -57,6 +68,8 @@ async def test_a_revoked_certificate_ends_the_enrollments_it_founded(
         assert [(e["status"], e["ended_reason"], e["ends_after"]) for e in items] == [
             ("ended", "certificate_revoked", month)
         ] * 2, items
+        # Every ending caps the window: nothing is owed after the month of revocation.
+        assert {e["pays_until"] for e in items} == {month}
         return items
 
     items = await eventually(ended)
@@ -76,6 +89,7 @@ async def test_a_death_ends_the_persons_enrollments_once(stack: InProcessStack) 
     async def mother_ended() -> None:
         [e] = await stack.enrollments_of(mother)
         assert (e["status"], e["ended_reason"], e["ends_after"]) == ("ended", "death", "2026-01")
+        assert e["pays_until"] == "2026-01"
 
     await eventually(mother_ended)
     assert [e["status"] for e in await stack.enrollments_of(father)] == ["active"]
@@ -115,11 +129,26 @@ async def test_a_death_ends_the_persons_enrollments_once(stack: InProcessStack) 
     assert sorted(e["data"]["person_id"] for e in events) == sorted([mother, father])
 
 
+async def test_a_pending_enrollment_ends_on_revocation_too(stack: InProcessStack) -> None:
+    cert = await stack.issue_certificate()
+    for who in ("mother", "father"):
+        await wait_for(stack, lambda items: len(items) == 1, person_id=cert[who]["id"])
+    await _revoke(stack, cert["certificate_no"])
+    items = await wait_for(
+        stack,
+        lambda items: (
+            {(e["status"], e["ended_reason"]) for e in items} == {("ended", "certificate_revoked")}
+        ),
+        program="only_child_parent_reward",
+    )
+    assert len(items) == 2 and all(e["confirmed_by"] is None for e in items)
+
+
 async def test_a_certificate_arriving_after_a_death_enrolls_only_the_living(
     stack: InProcessStack,
 ) -> None:
     """Events are not ordered across replicas: a death seen first keeps the deceased out."""
-    person = await stack.register_person()
+    person = await stack.register_person(date(1975, 5, 1), "female")
     r = await stack.registry.post(
         f"/api/v1/persons/{person['id']}/death",
         headers=stack.auth("township_officer", "330102001"),
@@ -133,13 +162,9 @@ async def test_a_certificate_arriving_after_a_death_enrolls_only_the_living(
             assert facts is not None and facts.died_on is not None
 
     await eventually(death_known)
-    event = certificate_issued([person["id"], "living-spouse"])
-    await publish(
-        stack.nats.url,
-        "lingju.registry.certificate.issued",
-        [json.dumps(event).encode()],
-        [event["id"]],
-    )
+    await send(stack, PERSON, person_data("living-spouse", date(1973, 3, 2), "male"))
+    await send(stack, PERSON, person_data("their-child", date(2012, 6, 1), "male"))
+    await send(stack, ISSUED, certificate_data([person["id"], "living-spouse"], "their-child"))
 
     async def enrolled() -> None:
         assert [e["person_id"] for e in await stack.enrollments_of("living-spouse")] == [
@@ -150,9 +175,27 @@ async def test_a_certificate_arriving_after_a_death_enrolls_only_the_living(
     assert await stack.enrollments_of(person["id"]) == []
 
 
+async def test_a_certificate_waits_for_its_holders_facts(stack: InProcessStack) -> None:
+    """The certificate before the persons (another replica still has them): it is retried,
+    and founds the enrollments once the facts are in."""
+    await send(stack, ISSUED, certificate_data(["late-m", "late-f"], "late-child"))
+
+    async def retried() -> None:
+        assert handled(stack, "benefits", "failed") >= 1
+
+    await eventually(retried)
+    assert await stack.count_rows("benefits", "enrollments") == 0
+    await send(stack, PERSON, person_data("late-m", date(1975, 5, 1)))
+    await send(stack, PERSON, person_data("late-f", date(1973, 3, 2), "male"))
+    await send(stack, PERSON, person_data("late-child", date(2012, 6, 1), "male"))
+    items = await wait_for(stack, lambda items: len(items) == 2, program="only_child_parent_reward")
+    assert sorted(e["person_id"] for e in items) == ["late-f", "late-m"]
+    assert await stack.count_rows("benefits", "dead_letters") == 0
+
+
 async def test_a_revocation_seen_before_its_issue_founds_nothing(stack: InProcessStack) -> None:
     """Out of order: the revocation first, then the issue; no enrollment, nothing to end."""
-    issued = certificate_issued(["early-m", "early-f"])
+    issued = envelope(ISSUED, certificate_data(["early-m", "early-f"], "early-child"))
     revoked = envelope(
         "lingju.registry.certificate.revoked",
         {

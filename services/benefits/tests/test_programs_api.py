@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.support import OTHER_TOWNSHIP, TOWNSHIP, VILLAGE, InProcessStack
+from tests.support import OTHER_TOWNSHIP, TOWNSHIP, VILLAGE, InProcessStack, eventually
 
 
 def problem(r: Any, status: int, code: str) -> None:
@@ -126,4 +126,66 @@ async def test_eligibility_check_refusals(stack: InProcessStack) -> None:
         ),
         422,
         "body_not_json",
+    )
+
+
+async def test_eligibility_check_of_a_known_resident_from_the_records(
+    stack: InProcessStack,
+) -> None:
+    """With ``person_id`` the facts come from benefits' read models (registry's events)."""
+    cert = await stack.issue_certificate()  # mother 1975, father 1973, child born 2012-06
+    url = "/api/v1/eligibility/check"
+    officer = stack.auth("township_officer", TOWNSHIP)
+    body = {"person_id": cert["mother"]["id"], "as_of": "2026-11"}
+
+    async def checked() -> dict[str, Any]:
+        r = await stack.benefits.post(url, json=body, headers=officer)
+        assert r.status_code == 200, r.text
+        results = {x["program"]: x for x in r.json()["results"]}
+        # Once the certificate has arrived: the reward is explained from the records.
+        assert results["only_child_parent_reward"]["eligible"], results
+        return results
+
+    results = await eventually(checked)
+    reward = results["only_child_parent_reward"]
+    assert (reward["from_period"], reward["until_period"]) == ("2012-06", "2030-05")
+    assert reward["amount_per_month_fen"] == 1000
+    assert not results["rural_reward_assistance"]["eligible"]  # 51: from 2035-06
+    assert results["rural_reward_assistance"]["from_period"] == "2035-06"
+    special = results["special_assistance"]
+    assert (
+        not special["eligible"]
+        and "独生子女健在且未伤残，不符合特别扶助条件。" in (special["reasons_zh"])
+    )
+    # A disability the officer declares changes the answer (child_disabled, from 49).
+    r = await stack.benefits.post(
+        url, json={**body, "disabled_child_ids": [cert["child"]["id"]]}, headers=officer
+    )
+    special = {x["program"]: x for x in r.json()["results"]}["special_assistance"]
+    assert (special["case"], special["from_period"]) == ("child_disabled", "2024-06")
+    assert special["amount_per_month_fen"] == 46000
+
+    problem(
+        await stack.benefits.post(url, json={"person_id": "nobody"}, headers=officer),
+        404,
+        "not_found",
+    )
+    problem(
+        await stack.benefits.post(
+            url, json=body, headers=stack.auth("township_officer", OTHER_TOWNSHIP)
+        ),
+        403,
+        "out_of_region",
+    )
+    problem(
+        await stack.benefits.post(url, json={**FACTS, "person_id": "x"}, headers=officer),
+        422,
+        "validation_failed",
+    )
+    problem(
+        await stack.benefits.post(
+            url, json={**body, "holds_only_child_honor": True}, headers=officer
+        ),
+        422,
+        "validation_failed",
     )

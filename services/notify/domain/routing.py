@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,17 +35,45 @@ def parse_routes(raw: dict[str, Any]) -> dict[str, list[Route]]:
     return routes
 
 
+def yuan(value: Any) -> str:
+    """An amount in integer fen as yuan with two decimals, exactly: 12345 -> "123.45".
+
+    Events carry money as fen (never a float); only the text a person reads is in yuan.
+    Anything that is not a whole number of fen is rendered as it is.
+    """
+    if isinstance(value, bool):
+        return str(value)
+    try:
+        fen = int(value) if isinstance(value, int | str) else None
+    except ValueError:
+        fen = None
+    if fen is None:
+        return str(value)
+    sign = "-" if fen < 0 else ""
+    whole, cents = divmod(abs(fen), 100)
+    return f"{sign}{whole}.{cents:02d}"
+
+
+# Template filters: ``{name|filter}`` applies ``filter`` to the value of ``name``.
+FILTERS: dict[str, Callable[[Any], str]] = {"yuan": yuan}
+
+
 class _Lenient(string.Formatter):
-    """A missing variable, attribute or index renders empty; a bad format spec renders plain."""
+    """A missing variable, attribute or index renders empty; a bad format spec renders plain;
+    an unknown filter leaves the value as it is."""
 
     def get_value(self, key: int | str, args: Any, kwargs: Any) -> Any:
         return "" if isinstance(key, int) else kwargs.get(key, "")
 
     def get_field(self, field_name: str, args: Any, kwargs: Any) -> Any:
+        name, bar, filter_name = field_name.partition("|")
         try:
-            return super().get_field(field_name, args, kwargs)
+            value, first = super().get_field(name, args, kwargs)
         except (KeyError, AttributeError, IndexError, TypeError):
             return "", field_name
+        if bar and value != "" and filter_name.strip() in FILTERS:
+            value = FILTERS[filter_name.strip()](value)
+        return value, first
 
     def format_field(self, value: Any, format_spec: str) -> str:
         try:
@@ -54,7 +83,8 @@ class _Lenient(string.Formatter):
 
 
 def render(template: str, values: dict[str, Any]) -> str:
-    """Fill ``{name}`` variables. Never raises: a message with a gap beats no message."""
+    """Fill ``{name}`` and ``{name|filter}`` variables. Never raises: a message with a gap
+    beats no message."""
     try:
         return _Lenient().vformat(template, (), values)
     except ValueError:  # a stray brace in a county-edited template: send it as written

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import tomllib
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from services.notify.domain.routing import Route, parse_routes, render
+from services.notify.domain.routing import Route, parse_routes, render, yuan
 
 ROUTING_FILE = Path(__file__).resolve().parents[1] / "routing.toml"
-ENROLLMENT_CREATED = "lingju.benefits.enrollment.created"
+ACTIVATED = "lingju.benefits.enrollment.activated"
+DISBURSED = "lingju.benefits.payment.disbursed"
+FAILED = "lingju.benefits.payment.failed"
 
 
 def real_routes() -> dict[str, list[Route]]:
@@ -19,31 +24,110 @@ def real_routes() -> dict[str, list[Route]]:
 
 
 def test_real_routing_file_parses() -> None:
-    """The shipped routing.toml tells the enrolled person on the app and by SMS."""
+    """The shipped routing.toml tells the payee, on the app and by SMS, of a confirmed
+    enrollment and of each payment made or failed (a pending enrollment tells nobody)."""
     routes = real_routes()
-    assert list(routes) == [ENROLLMENT_CREATED]
-    (route,) = routes[ENROLLMENT_CREATED]
-    assert route.template == "enrollment_created"
-    assert route.recipient == "person_id"
-    assert route.channels == ("app", "sms")
-    assert route.title == "待遇资格已确认"
-    assert "{program_name}" in route.body
-    assert route.sms.startswith("【零距】")
+    assert list(routes) == [ACTIVATED, DISBURSED, FAILED]
+    templates = {event: route.template for event, (route,) in routes.items()}
+    assert templates == {
+        ACTIVATED: "enrollment_activated",
+        DISBURSED: "payment_disbursed",
+        FAILED: "payment_failed",
+    }
+    for (route,) in routes.values():
+        assert route.recipient == "payee_id"
+        assert route.channels == ("app", "sms")
+        assert route.sms.startswith("【零距】")
+        assert "{program_name}" in route.body
 
 
-def test_real_templates_render_with_event_data() -> None:
-    """The shipped body and SMS fill in the program name and start date."""
-    (route,) = real_routes()[ENROLLMENT_CREATED]
-    data = {"program_name": "独生子女父母奖励费", "starts_on": "2025-07-01", "person_id": "p1"}
-    assert render(route.body, data) == "您已纳入“独生子女父母奖励费”，自 2025-07-01 起享受。"
-    assert render(route.sms, data) == "【零距】您已纳入独生子女父母奖励费，详情请查看零距App消息。"
+def test_activation_says_which_program_and_from_which_month() -> None:
+    (route,) = real_routes()[ACTIVATED]
+    data = {"program_name": "独生子女父母奖励费", "pays_from": "2026-11", "payee_id": "p1"}
+    assert render(route.title, data) == "待遇资格已确认"
+    assert render(route.body, data) == (
+        "“独生子女父母奖励费”待遇资格已审核确认，自 2026-11 起按月发放至您登记的银行账户。"
+    )
+    assert render(route.sms, data) == (
+        "【零距】独生子女父母奖励费待遇资格已确认，自2026-11起发放，详情请查看零距App消息。"
+    )
+
+
+def test_a_payment_says_the_amount_in_yuan_and_the_months() -> None:
+    (route,) = real_routes()[DISBURSED]
+    data = {
+        "program_name": "农村部分计划生育家庭奖励扶助",
+        "period_from": "2026-09",
+        "period_until": "2026-11",
+        "amount_fen": 36000,
+    }
+    assert render(route.body, data) == (
+        "“农村部分计划生育家庭奖励扶助”2026-09 至 2026-11 的待遇共 360.00 元"
+        "已发放至您登记的银行账户。"
+    )
+    assert "360.00元" in render(route.sms, data)
+
+
+def test_a_failed_payment_asks_to_check_the_bank_account() -> None:
+    (route,) = real_routes()[FAILED]
+    data = {
+        "program_name": "育儿补贴",
+        "period_from": "2026-11",
+        "period_until": "2026-11",
+        "amount_fen": 30005,
+        "reason": "账户已销户",
+    }
+    body = render(route.body, data)
+    assert "300.05 元未能发放（账户已销户）" in body
+    assert "请核对您登记的银行账户" in body
+    assert "请核对您的银行账户" in render(route.sms, data)
 
 
 def test_real_templates_render_without_any_data() -> None:
     """An event missing every field still produces a message."""
-    (route,) = real_routes()[ENROLLMENT_CREATED]
-    assert render(route.body, {}) == "您已纳入“”，自  起享受。"
-    assert render(route.title, {}) == "待遇资格已确认"
+    for (route,) in real_routes().values():
+        assert isinstance(render(route.body, {}), str)
+        assert render(route.title, {}) == route.title
+
+
+# -- the yuan filter ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fen", "text"),
+    [
+        (0, "0.00"),
+        (5, "0.05"),
+        (100, "1.00"),
+        (12345, "123.45"),
+        (-5, "-0.05"),
+        (-12000, "-120.00"),
+        (5_000_000, "50000.00"),
+        ("30000", "300.00"),  # a number sent as text still reads right
+    ],
+)
+def test_yuan_writes_fen_as_yuan_exactly(fen: int | str, text: str) -> None:
+    assert yuan(fen) == text
+    assert render("{amount_fen|yuan}", {"amount_fen": fen}) == text
+
+
+@given(st.integers(min_value=-(10**12), max_value=10**12))
+def test_yuan_round_trips_every_amount(fen: int) -> None:
+    """Reading the text back as a decimal gives exactly the fen: no float rounding."""
+    assert Decimal(yuan(fen)) * 100 == fen
+    assert len(yuan(fen).split(".")[1]) == 2
+
+
+def test_yuan_leaves_what_is_not_a_whole_number_of_fen() -> None:
+    assert yuan(1.5) == "1.5"
+    assert yuan("abc") == "abc"
+    assert yuan(True) == "True"
+
+
+def test_filters_on_missing_or_unknown_names_never_fail() -> None:
+    assert render("[{amount_fen|yuan}]", {}) == "[]"
+    assert render("[{amount_fen|nope}]", {"amount_fen": 100}) == "[100]"
+    assert render("[{amount_fen|yuan:>8}]", {"amount_fen": 100}) == "[    1.00]"
 
 
 def test_sms_defaults_to_the_body() -> None:
