@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import re
+from pathlib import Path
 
 import pytest
 from starlette.requests import Request
@@ -84,6 +86,29 @@ def test_every_code_has_a_chinese_and_an_english_title(code: str) -> None:
     zh, en = TITLES[code]
     assert re.search(r"[\u4e00-\u9fff]", zh), zh
     assert en and en.isascii()
+
+
+def _codes_raised_in(root: Path) -> dict[str, str]:
+    """Every literal code of a ``Problem(status, "code", ...)`` in the project's source."""
+    found: dict[str, str] = {}
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if not isinstance(node, ast.Call) or len(node.args) < 2:
+                continue
+            name = getattr(node.func, "id", getattr(node.func, "attr", None))
+            code = node.args[1]
+            if name == "Problem" and isinstance(code, ast.Constant) and isinstance(code.value, str):
+                found.setdefault(code.value, str(path.relative_to(root.parent)))
+    return found
+
+
+@pytest.mark.parametrize("package", ["services", "shared"])
+def test_every_code_the_services_raise_has_a_title(package: str) -> None:
+    """A new code without a TITLES entry would answer with an English HTTP phrase as its
+    Chinese title: every code raised anywhere must be listed."""
+    root = Path(__file__).resolve().parents[2] / package
+    missing = {c: where for c, where in _codes_raised_in(root).items() if c not in TITLES}
+    assert missing == {}
 
 
 def test_not_found_helper() -> None:
