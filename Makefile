@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint format migrate clean bootstrap
+.PHONY: run test lint format migrate clean bootstrap bench
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Lingju needs Python 3.11 or newer")'
@@ -24,6 +24,9 @@ run: bootstrap  ## start nats-server and the four services on SQLite (Ctrl-C sto
 
 test: bootstrap lint  ## the whole suite, on SQLite and (when reachable) PostgreSQL
 	$(BIN)/pytest
+
+bench: bootstrap  ## payment-run draft over 1,000,000 enrollments vs the bare INSERT (BENCH_ROWS=, BENCH_REPEAT=); not part of `make test`
+	$(BIN)/python bench/payment_run.py
 
 lint: bootstrap
 	$(BIN)/ruff check .

@@ -1,4 +1,5 @@
-"""Benefit programs as data: periods, effective-dated amounts per region, founding certificates.
+"""Benefit programs as data: periods, effective-dated amounts per region, founding certificates,
+and the payment schedule (monthly, or yearly in one pay month).
 
 Pure: no I/O. The caller reads programs.toml and hands the parsed dict to ``parse_programs``.
 Money is integer fen everywhere; a float in the file is refused, never rounded.
@@ -120,6 +121,14 @@ class Program:
     cap_fen: int | None = None
     cap_source: str = ""
     eligibility: EligibilityParams = field(default_factory=EligibilityParams)
+    # Payment schedule: a run each month, or once a year in ``pay_month`` (1-12), when the run
+    # pays every month owed up to and including that month.
+    pay_every: Literal["month", "year"] = "month"
+    pay_month: int | None = None
+
+    def pays_in(self, period: Period) -> bool:
+        """Whether a payment run of this program may be made for ``period``."""
+        return self.pay_every == "month" or period.month == self.pay_month
 
     def first_period(self, region_code: str) -> Period | None:
         """The first period any amount of this program applies to in this region."""
@@ -156,8 +165,26 @@ def _amount(raw: dict[str, Any], where: str) -> AmountRule:
     )
 
 
+def _schedule(p: dict[str, Any], where: str) -> tuple[Literal["month", "year"], int | None]:
+    """``pay_every`` (default "month") and, for "year" only, ``pay_month``: strict, so a typo
+    in the file fails at start-up instead of silently paying in the wrong month."""
+    every = p.get("pay_every", "month")
+    month = p.get("pay_month")
+    if every == "month":
+        if month is not None:
+            raise ValueError(f"{where}: pay_month is only for pay_every = 'year'")
+        return "month", None
+    if every != "year":
+        raise ValueError(f"{where}: pay_every must be 'month' or 'year', got {every!r}")
+    # bool is an int subclass: `pay_month = true` is a typo, not January.
+    if isinstance(month, bool) or not isinstance(month, int) or not 1 <= month <= 12:
+        raise ValueError(f"{where}: pay_every = 'year' needs pay_month, an integer 1-12")
+    return "year", month
+
+
 def _program(p: dict[str, Any]) -> Program:
     code = p["code"]
+    pay_every, pay_month = _schedule(p, f"programs.{code}")
     amounts = tuple(
         _amount(a, f"programs.{code}.amounts[{i}]") for i, a in enumerate(p.get("amounts", []))
     )
@@ -180,6 +207,8 @@ def _program(p: dict[str, Any]) -> Program:
             father_age=e.get("father_age"),
             child_age_until=e.get("child_age_until"),
         ),
+        pay_every=pay_every,
+        pay_month=pay_month,
     )
 
 
