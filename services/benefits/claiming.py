@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,12 +20,14 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.benefits.domain.claims import approvable, remaining, yuan
+from services.benefits.domain.claims import approvable, remaining
 from services.benefits.domain.eligibility import Eligibility, evaluate
-from services.benefits.domain.programs import Period, Program
+from services.benefits.domain.programs import Program
+from services.benefits.enrolling import current_period
 from services.benefits.events import programs
 from services.benefits.facts import load_facts
 from services.benefits.models import Claim, ClaimCap, FamilyFacts, PersonFacts
+from shared import money
 from shared.auth import Principal, Role
 from shared.concurrency import Expected, versioned_update
 from shared.db import utcnow
@@ -44,6 +46,11 @@ CAP_ATTEMPTS = 8
 
 # Money in: integer fen only. strict: a JSON 800000.0 or "800000" is refused, never coerced.
 Fen = Annotated[int, Field(strict=True, gt=0, le=10**12, examples=[3000000])]
+
+
+def yuan(fen: int) -> str:
+    """Amounts in messages an officer reads out: "50,000.00"."""
+    return money.yuan(fen, grouped=True)
 
 
 # -- shapes -------------------------------------------------------------------------------------
@@ -143,11 +150,6 @@ def claim_out(claim: Claim, cap_fen: int | None, used_fen: int) -> ClaimOut:
 
 
 # -- reading the facts --------------------------------------------------------------------------
-
-
-def current_period() -> Period:
-    # The county's month: at 2025-01-31T20:00Z it is already 2025-02 in Beijing.
-    return Period.of(datetime.now(UTC))
 
 
 def claim_program(code: str) -> Program:

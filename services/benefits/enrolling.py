@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -29,7 +29,7 @@ from services.benefits import events
 from services.benefits.domain import enrollments as rules
 from services.benefits.domain.eligibility import Child, Eligibility, Facts, evaluate
 from services.benefits.domain.payments import overpaid_fen
-from services.benefits.domain.programs import SHANGHAI, Period, Program, monthly_amount
+from services.benefits.domain.programs import Period, Program, monthly_amount
 from services.benefits.facts import load_facts, person_of
 from services.benefits.models import (
     OPEN_STATUSES,
@@ -40,6 +40,7 @@ from services.benefits.models import (
     PersonFacts,
 )
 from shared.auth import Principal, Role
+from shared.clock import today
 from shared.concurrency import Expected, versioned_update
 from shared.db import utcnow
 from shared.errors import Problem, not_found
@@ -50,14 +51,9 @@ log = logging.getLogger("lingju.benefits.enrolling")
 SYSTEM = "system"  # the maker of enrollments founded on events; never an officer's sub
 
 
-def today() -> date:
-    """Today in the county (Asia/Shanghai)."""
-    return datetime.now(SHANGHAI).date()
-
-
 def current_period() -> Period:
-    # "Now" is the Beijing month: at 2025-01-31T20:00Z it is already 2025-02 in the county.
-    return Period.of(datetime.now(UTC))
+    """The county's month now (Asia/Shanghai): the one benefits owe, run and check for."""
+    return Period.of(today())
 
 
 def _str(period: Period | None) -> str | None:
@@ -135,14 +131,20 @@ async def founding_issue_month(
     """For a program founded by a certificate: the issue month of the person's earliest
     unrevoked founding certificate (nothing is owed before it), else None."""
     kind = program.founded_by_certificate
-    if kind is None:
-        return None
+    return None if kind is None else await certificate_issue_month(session, kind, person_id)
+
+
+async def certificate_issue_month(
+    session: AsyncSession, certificate_type: str, person_id: str
+) -> Period | None:
+    """The issue month of the earliest unrevoked certificate of this type the person holds
+    for one of their children, or None."""
     kids = await children_ids(session, person_id)
     if not kids:
         return None
     certs = await session.scalars(
         select(CertificateFacts).where(
-            CertificateFacts.certificate_type == kind,
+            CertificateFacts.certificate_type == certificate_type,
             CertificateFacts.child_id.in_(kids),  # type: ignore[union-attr]
             CertificateFacts.issued_on.is_not(None),  # type: ignore[union-attr]
             CertificateFacts.revoked_on.is_(None),  # type: ignore[union-attr]

@@ -46,7 +46,7 @@ import uuid
 import zlib
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -56,6 +56,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.benefits.domain import payments as rules
 from services.benefits.domain.programs import Period, Program, monthly_amount
+from services.benefits.enrolling import current_period
 from services.benefits.events import PaymentDisbursed, PaymentFailed, programs
 from services.benefits.models import (
     ChildLink,
@@ -227,11 +228,6 @@ class PaymentsPage(Page[LedgerEntryOut]):
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-
-def current_period() -> Period:
-    """The Beijing month now (at 2025-01-31T20:00Z the county is already in February)."""
-    return Period.of(datetime.now(UTC))
 
 
 @lru_cache(maxsize=1)

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.benefits import enrolling
 from services.benefits.domain import enrollments as rules
@@ -110,7 +109,10 @@ async def _rural_reward(rt: Runtime, program: Program, as_of: date) -> list[str]
         if not rules.reached_age(birth_date, age, period):
             continue  # the SQL cut is by month; the rule has the last word
         async with rt.uow() as uow:
-            if not await _holds_honor(uow.session, person_id):
+            honored = await enrolling.certificate_issue_month(
+                uow.session, ONLY_CHILD_HONOR, person_id
+            )
+            if honored is None:
                 continue  # linked to the certificate's child, but not one of its holders
             enrollment = await enrolling.found(
                 uow,
@@ -120,6 +122,9 @@ async def _rural_reward(rt: Runtime, program: Program, as_of: date) -> list[str]
                 source="age_sweep",
                 source_ref=person_id,
                 starts_on=as_of,
+                # The certificate is the fact that makes the family eligible: nothing is owed
+                # for months before it was issued, however long ago the 60th birthday was.
+                not_before=honored,
                 as_of=period,
             )
             if enrollment is None:
@@ -132,20 +137,6 @@ async def _rural_reward(rt: Runtime, program: Program, as_of: date) -> list[str]
                 continue
             created.append(enrollment.id)
     return created
-
-
-async def _holds_honor(session: AsyncSession, person_id: str) -> bool:
-    certs = await session.scalars(
-        select(CertificateFacts)
-        .join(ChildLink, ChildLink.child_id == CertificateFacts.child_id)
-        .where(
-            ChildLink.parent_id == person_id,
-            CertificateFacts.certificate_type == ONLY_CHILD_HONOR,
-            CertificateFacts.issued_on.is_not(None),  # type: ignore[union-attr]
-            CertificateFacts.revoked_on.is_(None),  # type: ignore[union-attr]
-        )
-    )
-    return any(person_id in c.holder_ids for c in certs.all())
 
 
 async def _age_outs(rt: Runtime, period: Period) -> list[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.benefits.domain.eligibility import Child, Facts, Person, evaluate
 from services.benefits.domain.programs import AmountRule, Period, Program, rule_in_force
+from services.benefits.enrolling import current_period
 from services.benefits.events import programs
 from services.benefits.facts import load_facts
 from services.benefits.models import PersonFacts
@@ -38,8 +39,7 @@ Staff = Annotated[
 
 
 def _period(text: str | None) -> Period:
-    # "Now" is the Beijing month: at 2025-01-31T20:00Z it is already 2025-02 in the county.
-    return Period.parse(text) if text else Period.of(datetime.now(UTC))
+    return Period.parse(text) if text else current_period()
 
 
 # -- GET /programs ----------------------------------------------------------------------------

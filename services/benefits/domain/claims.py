@@ -63,10 +63,3 @@ def approvable(
     if left < amount:
         amount, limited_by = left, "cap"
     return Approvable(amount_fen=amount, remaining_fen=left, limited_by=limited_by)
-
-
-def yuan(fen: int) -> str:
-    """Fen as yuan for people to read, without a float: 5000000 -> "50,000.00"."""
-    sign = "-" if fen < 0 else ""
-    whole, cents = divmod(abs(fen), 100)
-    return f"{sign}{whole:,}.{cents:02d}"

@@ -29,13 +29,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from services.benefits.domain.programs import Period, Program, monthly_amount
-
-
-def yuan(fen: int) -> str:
-    """Fen as yuan with two decimals, exactly: 12345 -> "123.45", -5 -> "-0.05"."""
-    sign = "-" if fen < 0 else ""
-    whole, cents = divmod(abs(fen), 100)
-    return f"{sign}{whole}.{cents:02d}"
+from shared.money import yuan
 
 
 def periods(first: Period, last: Period) -> list[Period]:

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.benefits.domain.claims import approvable, remaining, yuan
+from services.benefits.domain.claims import approvable, remaining
+from shared import money
 
 CAP = 5_000_000  # 50,000 yuan, the shipped assisted-reproduction cap
 
@@ -115,6 +116,9 @@ def test_negative_counters_are_refused() -> None:
 
 
 def test_yuan_reads_without_a_float() -> None:
+    def yuan(fen: int) -> str:
+        return money.yuan(fen, grouped=True)
+
     assert yuan(5_000_000) == "50,000.00"
     assert yuan(123_456_789) == "1,234,567.89"
     assert yuan(5) == "0.05"

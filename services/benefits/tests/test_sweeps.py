@@ -3,11 +3,14 @@ at 60 for honor-certificate holders (month edges, twice = once) and age-outs."""
 
 from __future__ import annotations
 
-from datetime import date
+import calendar
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import select
 
+from services.benefits.domain.programs import Period
+from services.benefits.enrolling import today
 from services.benefits.models import CertificateFacts
 from services.benefits.tests.enrollment_support import (
     ENDED,
@@ -40,24 +43,42 @@ async def _known(stack: InProcessStack, family: dict[str, Any]) -> None:
     await eventually(arrived)
 
 
+def _next_month() -> Period:
+    """The certificates of these tests are issued today: the sweeps run after that, in the
+    month the parents turn 60 (nothing is owed before the certificate's month)."""
+    return Period.of(today()).next()
+
+
+def _last_day(p: Period) -> date:
+    return date(p.next().year, p.next().month, 1) - timedelta(days=1)
+
+
 async def test_the_rural_reward_at_60_for_a_birthday_on_the_1st_and_the_31st(
     stack: InProcessStack,
 ) -> None:
+    turns = _next_month()
+    born_on = date(turns.year - 60, turns.month, 1)
     family = await honor_family(
         stack,
-        mother_birth=date(1966, 3, 1),
-        father_birth=date(1966, 3, 31),
+        mother_birth=born_on,
+        father_birth=_last_day(Period.of(born_on)),
         child_birth=date(1990, 8, 8),  # grown: the certificate founds no reward of its own
     )
     await _known(stack, family)
     # A rural person of the same age without the certificate is not swept in.
-    await stack.register_person(date(1966, 3, 15), "female")
+    await stack.register_person(born_on.replace(day=15), "female")
     mother, father = family["mother"]["id"], family["father"]["id"]
 
-    before = await sweep(stack, "2026-02-28")
-    assert (before["period"], before["created"], before["aged_out"]) == ("2026-02", [], [])
-    result = await sweep(stack, "2026-03-01")
-    assert result["period"] == "2026-03" and len(result["created"]) == 2
+    the_day_before = _last_day(turns.previous()).isoformat()
+    before = await sweep(stack, the_day_before)
+    assert (before["period"], before["created"], before["aged_out"]) == (
+        str(turns.previous()),
+        [],
+        [],
+    )
+    first = date(turns.year, turns.month, 1).isoformat()
+    result = await sweep(stack, first)
+    assert result["period"] == str(turns) and len(result["created"]) == 2
     items = await enrollments(stack, program=RURAL)
     assert sorted(e["id"] for e in items) == sorted(result["created"])
     assert sorted(e["person_id"] for e in items) == sorted([mother, father])
@@ -67,33 +88,58 @@ async def test_the_rural_reward_at_60_for_a_birthday_on_the_1st_and_the_31st(
             "age_sweep",
             e["person_id"],
         )
-        assert (e["pays_from"], e["pays_until"], e["prepared_by"]) == ("2026-04", None, "system")
-        assert e["starts_on"] == "2026-03-01"
+        assert (e["pays_from"], e["pays_until"], e["prepared_by"]) == (
+            str(turns.next()),
+            None,
+            "system",
+        )
+        assert e["starts_on"] == first
         assert any("年满 60 周岁" in reason for reason in e["reasons"])
     # Twice is once: the same day, a later day, and after one is confirmed.
-    assert (await sweep(stack, "2026-03-01"))["created"] == []
+    assert (await sweep(stack, first))["created"] == []
     await confirmed(stack, items[0])
-    assert (await sweep(stack, "2026-03-31"))["created"] == []
+    assert (await sweep(stack, _last_day(turns).isoformat()))["created"] == []
     assert len(await enrollments(stack, program=RURAL)) == 2
 
 
 async def test_the_rural_reward_for_a_29_february_birthday(stack: InProcessStack) -> None:
+    # The first February from next month on whose year, 60 years back, was a leap year.
+    turns = next(
+        Period(y, 2)
+        for y in range(_next_month().year, _next_month().year + 9)
+        if calendar.isleap(y - 60) and Period(y, 2) >= _next_month()
+    )
     family = await honor_family(
         stack,
-        mother_birth=date(1964, 2, 29),
-        father_birth=date(1970, 6, 6),  # 60 only in 2030
+        mother_birth=date(turns.year - 60, 2, 29),
+        father_birth=date(turns.year - 54, 6, 6),  # 60 only six years later
         child_birth=date(1992, 1, 1),
     )
     await _known(stack, family)
-    assert (await sweep(stack, "2024-01-31"))["created"] == []
-    [created] = (await sweep(stack, "2024-02-01"))["created"]
+    assert (await sweep(stack, f"{turns.year}-01-31"))["created"] == []
+    [created] = (await sweep(stack, f"{turns.year}-02-01"))["created"]
     [e] = await enrollments(stack, program=RURAL)
     assert (e["id"], e["person_id"], e["pays_from"]) == (
         created,
         family["mother"]["id"],
-        "2024-03",
+        f"{turns.year}-03",
     )
-    assert (await sweep(stack, "2024-02-29"))["created"] == []
+    assert (await sweep(stack, f"{turns.year}-02-28"))["created"] == []
+
+
+async def test_a_holder_long_past_60_is_owed_from_the_certificate_month(
+    stack: InProcessStack,
+) -> None:
+    """The certificate is what makes the family eligible: a mother who turned 60 in 2012 and
+    got it today is owed from this month, not fourteen years of back pay."""
+    family = await honor_family(
+        stack, mother_birth=date(1952, 3, 15), father_birth=date(1949, 12, 31)
+    )
+    await _known(stack, family)
+    created = (await sweep(stack, today().isoformat()))["created"]
+    assert len(created) == 2
+    for e in await enrollments(stack, program=RURAL):
+        assert e["pays_from"] == str(Period.of(today()))
 
 
 async def test_an_urban_or_revoked_holder_is_not_swept_in(stack: InProcessStack) -> None:

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from shared import money
+
 
 @dataclass(frozen=True)
 class Route:
@@ -47,11 +49,7 @@ def yuan(value: Any) -> str:
         fen = int(value) if isinstance(value, int | str) else None
     except ValueError:
         fen = None
-    if fen is None:
-        return str(value)
-    sign = "-" if fen < 0 else ""
-    whole, cents = divmod(abs(fen), 100)
-    return f"{sign}{whole}.{cents:02d}"
+    return str(value) if fen is None else money.yuan(fen)
 
 
 # Template filters: ``{name|filter}`` applies ``filter`` to the value of ``name``.

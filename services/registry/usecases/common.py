@@ -7,17 +7,15 @@ from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from services.registry.domain import applications as rules
 from services.registry.models import Person
 from shared.auth import Principal, Role
-from shared.db import utcnow
+from shared.clock import today  # noqa: F401  (re-exported: business days are Beijing days)
 from shared.errors import Problem
 
 CATALOGUE_FILE = Path(__file__).parent.parent / "certificate_types.toml"
 ID_CONTEXT = "registry.persons.id_number"
-_SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 @lru_cache(maxsize=1)
@@ -34,11 +32,6 @@ def catalogue() -> dict[str, rules.CertificateType]:
 def fallback_holidays() -> frozenset[date]:
     """Holidays for years the official calendar library does not cover yet."""
     return frozenset(date.fromisoformat(d) for d in _catalogue_file().get("fallback_holidays", []))
-
-
-def today() -> date:
-    """Business days are counted in Asia/Shanghai."""
-    return utcnow().astimezone(_SHANGHAI).date()
 
 
 def require_person_access(principal: Principal, person: Person) -> None:
