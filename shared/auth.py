@@ -57,6 +57,13 @@ class Principal:
             )
 
 
+def require_checker(principal: Principal, maker: str, detail_zh: str, detail_en: str) -> None:
+    """Maker-checker (审核与经办分离): who prepared a record (its maker) never approves it.
+    Records prepared by the system from an event name "system", which no officer is."""
+    if principal.sub == maker:
+        raise Problem(403, "maker_checker", detail_zh, detail_en)
+
+
 class TokenVerifier:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

@@ -28,7 +28,7 @@ from services.benefits.events import programs
 from services.benefits.facts import load_facts
 from services.benefits.models import Claim, ClaimCap, FamilyFacts, PersonFacts
 from shared import money
-from shared.auth import Principal, Role
+from shared.auth import Principal, Role, require_checker
 from shared.concurrency import Expected, versioned_update
 from shared.db import utcnow
 from shared.errors import Problem, not_found
@@ -412,13 +412,12 @@ async def approve_claim(
     s = uow.session
     claim = await _load(s, claim_id)
     principal.require_region(claim.region_code)
-    if principal.sub == claim.submitted_by:
-        raise Problem(
-            403,
-            "maker_checker",
-            "审核人不能与经办人为同一人",
-            "The approver cannot be the one who submitted the claim",
-        )
+    require_checker(
+        principal,
+        claim.submitted_by,
+        "审核人不能与经办人为同一人",
+        "The approver cannot be the one who submitted the claim",
+    )
     _require_submitted(claim, expected)
     if body.approved_fen is not None and body.approved_fen > claim.requested_fen:
         raise Problem(

@@ -39,7 +39,7 @@ from services.benefits.models import (
     LedgerEntry,
     PersonFacts,
 )
-from shared.auth import Principal, Role
+from shared.auth import Principal, Role, require_checker
 from shared.clock import today
 from shared.concurrency import Expected, versioned_update
 from shared.db import utcnow
@@ -280,6 +280,20 @@ async def found(
 # -- ending ---------------------------------------------------------------------------------------
 
 
+def _announce_ended(uow: UnitOfWork, row: Enrollment, ending: rules.Ending) -> None:
+    uow.publish(
+        events.EnrollmentEnded(
+            enrollment_id=row.id,
+            program=row.program,
+            person_id=row.person_id,
+            reason=ending.reason,
+            ends_after=str(ending.ends_after),
+            region_code=row.region_code,
+        ),
+        subject=row.id,
+    )
+
+
 async def end(uow: UnitOfWork, enrollment_id: str, ending: rules.Ending) -> bool:
     """End one open enrollment and announce it; False if it is already ended.
 
@@ -332,17 +346,7 @@ async def end(uow: UnitOfWork, enrollment_id: str, ending: rules.Ending) -> bool
                 reason=rules.OVERPAID_ZH.get(ending.reason, "多发，待追回"),
             )
         )
-    uow.publish(
-        events.EnrollmentEnded(
-            enrollment_id=row.id,
-            program=row.program,
-            person_id=row.person_id,
-            reason=ending.reason,
-            ends_after=str(ending.ends_after),
-            region_code=row.region_code,
-        ),
-        subject=row.id,
-    )
+    _announce_ended(uow, row, ending)
     return True
 
 
@@ -608,13 +612,12 @@ async def confirm(
 ) -> Enrollment:
     """The checker confirms: the enrollment is active and paid from ``pays_from`` on."""
     row = await _load_for_officer(uow.session, enrollment_id, principal)
-    if rules.same_officer(row.prepared_by, principal.sub):
-        raise Problem(
-            403,
-            "maker_checker",
-            "审核人不能与经办人为同一人",
-            "The officer who prepared an enrollment cannot confirm it",
-        )
+    require_checker(
+        principal,
+        row.prepared_by,
+        "审核人不能与经办人为同一人",
+        "The officer who prepared an enrollment cannot confirm it",
+    )
     target = _transition(row, "confirm", expected)
     payee = await uow.session.get(PersonFacts, row.payee_id)
     if payee is not None and payee.died_on is not None:
@@ -662,17 +665,7 @@ async def reject(
         ends_after=str(ending.ends_after),
         pays_until=str(rules.capped_until(_period(row.pays_until), ending.ends_after)),
     )
-    uow.publish(
-        events.EnrollmentEnded(
-            enrollment_id=fresh.id,
-            program=fresh.program,
-            person_id=fresh.person_id,
-            reason=ending.reason,
-            ends_after=str(ending.ends_after),
-            region_code=fresh.region_code,
-        ),
-        subject=fresh.id,
-    )
+    _announce_ended(uow, fresh, ending)
     return fresh
 
 

@@ -67,7 +67,7 @@ from services.benefits.models import (
     PersonFacts,
     RunRate,
 )
-from shared.auth import Principal, Role
+from shared.auth import Principal, Role, require_checker
 from shared.concurrency import Expected, versioned_update
 from shared.crypto import FieldCipher
 from shared.db import Database, UtcDateTime, utcnow
@@ -612,13 +612,12 @@ async def approve_run(
     s = uow.session
     run = await _load_run(s, run_id)
     principal.require_region(run.region)
-    if principal.sub == run.prepared_by:
-        raise Problem(
-            403,
-            "maker_checker",
-            "发放批次须由编制人以外的另一名干部审批",
-            "A run is approved by an officer other than the one who prepared it",
-        )
+    require_checker(
+        principal,
+        run.prepared_by,
+        "发放批次须由编制人以外的另一名干部审批",
+        "A run is approved by an officer other than the one who prepared it",
+    )
     if run.status != "draft":
         raise _wrong_status(run, "draft")
     written = await versioned_update(

@@ -8,7 +8,7 @@ from typing import Any
 import jwt
 import pytest
 
-from shared.auth import Principal, Role, TokenVerifier, mint_dev_token
+from shared.auth import Principal, Role, TokenVerifier, mint_dev_token, require_checker
 from shared.config import Settings
 from shared.errors import Problem
 
@@ -210,3 +210,14 @@ def test_require_region_refuses_outside_the_region_with_403() -> None:
     with pytest.raises(Problem) as e:
         officer.require_region("330102002001")
     assert (e.value.status, e.value.code) == (403, "out_of_region")
+
+
+def test_the_maker_never_checks() -> None:
+    """Maker-checker: the officer who prepared a record may not approve it; "system", the
+    maker of records founded on events, is no officer."""
+    a = Principal(sub="officer-a", role=Role.township_officer, region="330102001")
+    with pytest.raises(Problem) as refused:
+        require_checker(a, "officer-a", "审核人不能与经办人为同一人", "Checker is the maker")
+    assert (refused.value.status, refused.value.code) == (403, "maker_checker")
+    require_checker(a, "officer-b", "", "")
+    require_checker(a, "system", "", "")

@@ -137,9 +137,3 @@ def next_status(action: str, status: str) -> str:
     if status not in allowed:
         raise InvalidTransition(action, status)
     return target
-
-
-def same_officer(prepared_by: str, checker: str) -> bool:
-    """Maker-checker: the checker may not be the maker. "system" prepares the enrollments
-    founded on events, and no officer is "system"."""
-    return prepared_by == checker

@@ -23,7 +23,6 @@ from services.benefits.domain.enrollments import (
     pays_window,
     reached_age,
     rejection,
-    same_officer,
 )
 from services.benefits.domain.programs import Period
 
@@ -241,9 +240,3 @@ def test_an_ended_enrollment_never_moves_again() -> None:
     for action in TRANSITIONS:
         with pytest.raises(InvalidTransition):
             next_status(action, "ended")
-
-
-def test_maker_checker() -> None:
-    assert same_officer("officer-a", "officer-a")
-    assert not same_officer("officer-a", "officer-b")
-    assert not same_officer("system", "officer-b")
