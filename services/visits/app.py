@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from services.visits.api import appointments, plans
+from services.visits.appointments import run_reminders
 from services.visits.events import HANDLERS
 from services.visits.models import KERNEL, metadata
 from shared.config import Settings
@@ -14,8 +16,9 @@ SPEC = ServiceSpec(
     title="Lingju visits (随访与预约)",
     metadata=metadata,
     kernel=KERNEL,
-    routers=[],  # business endpoints arrive with the visits issue
+    routers=[plans.router, appointments.router],
     handlers=HANDLERS,
+    workers=[run_reminders],
 )
 
 

@@ -1,9 +1,16 @@
-"""Visits tables (its own database). Plans, tasks and visit records come with the visits issue."""
+"""Visits tables (its own database).
+
+- ``person_facts``: visits' copy of a person, fed by registry events;
+- ``stations``, ``slots`` and ``appointments``: checks booked at a station. A slot's ``booked``
+  count is only moved by conditional UPDATEs (see ``appointments.py``), so it never exceeds
+  ``capacity`` whatever the concurrency.
+"""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
+from sqlalchemy import CheckConstraint, Index, text
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -31,3 +38,78 @@ class PersonFacts(Base, table=True):
     region_code: str = Field(max_length=12, index=True)
     source_version: int = 1  # the registry version this copy reflects
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+
+class Station(Base, table=True):
+    """A township health station or a district guidance station (乡镇卫生院 / 区县妇幼保健站)."""
+
+    __tablename__ = "stations"
+
+    id: str = Field(primary_key=True, max_length=36)
+    name: str = Field(max_length=100)
+    region_code: str = Field(max_length=12, index=True)  # the township (9) or district (6) served
+    tier: str = Field(max_length=10)  # township | district
+    created_by: str = Field(max_length=80)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+
+class Slot(Base, table=True):
+    """A time at a station for one service, with a number of seats (号源)."""
+
+    __tablename__ = "slots"
+    __table_args__ = (
+        # The database itself refuses an overbooked or negative count, whatever the code does.
+        CheckConstraint("booked >= 0 AND booked <= capacity", name="ck_slots_booked"),
+        CheckConstraint("capacity > 0", name="ck_slots_capacity"),
+        Index("ix_slots_station_starts", "station_id", "starts_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    station_id: str = Field(max_length=36, foreign_key="stations.id")
+    service: str = Field(max_length=40, index=True)
+    starts_at: datetime = Field(sa_type=UtcDateTime, index=True)
+    ends_at: datetime = Field(sa_type=UtcDateTime)
+    capacity: int
+    booked: int = 0
+    created_by: str = Field(max_length=80)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    version: int = 1
+
+
+LIVE_APPOINTMENT = "status = 'booked'"
+
+
+class Appointment(Base, table=True):
+    """A person's seat in a slot: booked -> cancelled / attended / no_show.
+
+    At most one live (booked) appointment per person and slot: a partial unique index says so.
+    The regions are copied at booking so staff lists filter without joining.
+    """
+
+    __tablename__ = "appointments"
+    __table_args__ = (
+        Index(
+            "uq_appointments_live",
+            "slot_id",
+            "person_id",
+            unique=True,
+            sqlite_where=text(LIVE_APPOINTMENT),
+            postgresql_where=text(LIVE_APPOINTMENT),
+        ),
+        Index("ix_appointments_created", "created_at", "id"),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    slot_id: str = Field(max_length=36, foreign_key="slots.id", index=True)
+    person_id: str = Field(max_length=36, index=True)
+    person_region: str = Field(max_length=12, index=True)
+    station_id: str = Field(max_length=36, index=True)
+    station_region: str = Field(max_length=12, index=True)
+    status: str = Field(max_length=10)  # booked | cancelled | attended | no_show
+    booked_by: str = Field(max_length=80)  # the caller's sub
+    booked_by_role: str = Field(max_length=20)
+    closed_by: str | None = Field(default=None, max_length=80)  # who cancelled or recorded it
+    reminded_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    version: int = 1
