@@ -52,6 +52,15 @@ async def test_changed_stream_and_consumer_declarations_are_applied(
                 "lingju.registry.person.registered",
                 "lingju.registry.person.updated",
             ]
+            # visits keeps its person copy and starts / cancels follow-up plans.
+            visits = await js.consumer_info("REGISTRY", "visits")
+            assert sorted(visits.config.filter_subjects or []) == [
+                "lingju.registry.child.born",
+                "lingju.registry.family.registered",
+                "lingju.registry.person.died",
+                "lingju.registry.person.registered",
+                "lingju.registry.person.updated",
+            ]
             # notify takes what it tells payees about from benefits' stream.
             notify = await js.consumer_info("BENEFITS", "notify")
             assert sorted(notify.config.filter_subjects or []) == [

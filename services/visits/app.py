@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.visits.api import appointments, plans
+from services.visits.api import appointments, plans, tasks
 from services.visits.appointments import run_reminders
 from services.visits.events import HANDLERS
 from services.visits.models import KERNEL, metadata
+from services.visits.tasks import run_task_announcements
 from shared.config import Settings
 from shared.service import ServiceSpec, create_service_app
 
@@ -16,9 +17,9 @@ SPEC = ServiceSpec(
     title="Lingju visits (随访与预约)",
     metadata=metadata,
     kernel=KERNEL,
-    routers=[plans.router, appointments.router],
+    routers=[plans.router, tasks.router, appointments.router],
     handlers=HANDLERS,
-    workers=[run_reminders],
+    workers=[run_reminders, run_task_announcements],
 )
 
 

@@ -1,8 +1,16 @@
-"""Events visits publishes (appointments) and the handlers of the events it consumes."""
+"""Events visits publishes (tasks, assignments, appointments), its views of the events it
+consumes, and their handlers.
+
+Events are not ordered across replicas: a handler missing a person's facts raises
+``RetryLater`` and everything it did is rolled back; every handler is safe to apply again
+(task generation inserts against a unique key, cancelling only touches open tasks).
+"""
 
 from __future__ import annotations
 
 from datetime import date, datetime
+
+from pydantic import Field
 
 from services.visits.models import PersonFacts
 from shared.events import CloudEvent, EventData
@@ -72,6 +80,48 @@ class AppointmentReminder(EventData):
     region_code: str
 
 
+class TaskDue(EventData):
+    """Once per task, when it becomes due (notify reminds the worker and the resident)."""
+
+    TYPE = "lingju.visits.task.due"
+    task_id: str
+    plan: str
+    step: str
+    person_id: str
+    assignee: str | None = None  # None: nobody is assigned the area yet
+    region_code: str
+    due_on: date
+    overdue_on: date
+
+
+class TaskOverdue(EventData):
+    """Once per task, when it becomes overdue and is still open."""
+
+    TYPE = "lingju.visits.task.overdue"
+    task_id: str
+    plan: str
+    step: str
+    person_id: str
+    assignee: str | None = None
+    region_code: str
+    overdue_on: date
+    expires_on: date
+
+
+class AssignmentChanged(EventData):
+    """An area's tasks of a tier have a new assignee; ``tasks_moved`` open tasks moved with it
+    (the previous and the new assignee's devices are told to sync)."""
+
+    TYPE = "lingju.visits.assignment.changed"
+    area_code: str
+    tier: str
+    assignee_sub: str
+    assignee_name: str
+    previous_assignee_sub: str | None = None
+    tasks_moved: int
+    version: int
+
+
 # -- consumed -------------------------------------------------------------------------------
 
 
@@ -92,7 +142,59 @@ async def on_person_facts(uow: UnitOfWork, event: CloudEvent) -> None:
     )
 
 
+class ChildBornView(ConsumedData):
+    child_id: str
+    mother_id: str
+    birth_date: date
+    region_code: str
+
+
+class FamilyRegisteredView(ConsumedData):
+    family_id: str
+    wife_id: str
+    husband_id: str
+    marriage_date: date
+    region_code: str
+    children_ids: list[str] = Field(default_factory=list)
+
+
+class PersonDiedView(ConsumedData):
+    person_id: str
+    date_of_death: date
+
+
+async def on_child_born(uow: UnitOfWork, event: CloudEvent) -> None:
+    """Postpartum plan for the mother, newborn plan for the child."""
+    data = ChildBornView.model_validate(event.data)
+    await tasks.start_plans_for_event(
+        uow,
+        event,
+        {"mother": data.mother_id, "child": data.child_id},
+        source_ref=event.subject or data.child_id,
+    )
+
+
+async def on_family_registered(uow: UnitOfWork, event: CloudEvent) -> None:
+    """Newly-married counselling and the pre-pregnancy check offer, for the wife."""
+    data = FamilyRegisteredView.model_validate(event.data)
+    await tasks.start_plans_for_event(
+        uow, event, {"wife": data.wife_id}, source_ref=event.subject or data.family_id
+    )
+
+
+async def on_person_died(uow: UnitOfWork, event: CloudEvent) -> None:
+    """Record the death and cancel every open task of the person."""
+    data = PersonDiedView.model_validate(event.data)
+    await tasks.record_death(uow, data.person_id, data.date_of_death)
+
+
 HANDLERS = {
     "lingju.registry.person.registered": on_person_facts,
     "lingju.registry.person.updated": on_person_facts,
+    "lingju.registry.child.born": on_child_born,
+    "lingju.registry.family.registered": on_family_registered,
+    "lingju.registry.person.died": on_person_died,
 }
+
+# At the end: tasks imports this module's event classes.
+from services.visits import tasks  # noqa: E402

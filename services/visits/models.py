@@ -1,6 +1,10 @@
 """Visits tables (its own database).
 
 - ``person_facts``: visits' copy of a person, fed by registry events;
+- ``assignments``: who is responsible for an area (village / township / district) at a tier;
+- ``tasks``: follow-up tasks generated from events (see ``tasks.py``). A task keeps its window
+  and whether it was closed; scheduled / due / overdue / missed are derived from the dates and
+  today, never stored (DESIGN §5);
 - ``stations``, ``slots`` and ``appointments``: checks booked at a station. A slot's ``booked``
   count is only moved by conditional UPDATEs (see ``appointments.py``), so it never exceeds
   ``capacity`` whatever the concurrency.
@@ -10,7 +14,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, Index, text
+from sqlalchemy import CheckConstraint, Index, UniqueConstraint, text
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -36,6 +40,8 @@ class PersonFacts(Base, table=True):
     sex: str = Field(max_length=6)
     birth_date: date
     region_code: str = Field(max_length=12, index=True)
+    # From person.died: no plan starts for a person who has died (events are not ordered).
+    died_on: date | None = Field(default=None, nullable=True)
     source_version: int = 1  # the registry version this copy reflects
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
 
@@ -113,3 +119,70 @@ class Appointment(Base, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     version: int = 1
+
+
+class Assignment(Base, table=True):
+    """Who does an area's tasks of a tier: a village worker for a village (12 digits), a
+    township station for a township (9), a district guidance station for a district (6)."""
+
+    __tablename__ = "assignments"
+
+    area_code: str = Field(primary_key=True, max_length=12)
+    tier: str = Field(primary_key=True, max_length=10)  # village | township | district
+    assignee_sub: str = Field(max_length=80)
+    assignee_name: str = Field(max_length=100)
+    updated_by: str = Field(max_length=80)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    version: int = 1
+
+
+OPEN_TASK = "closed IS NULL"
+
+
+class Task(Base, table=True):
+    """One run of one step of a plan for one person.
+
+    The unique key is what generation inserts against: the same event delivered twice (or
+    published twice with different event ids) finds its tasks already there.
+    """
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        UniqueConstraint(
+            "plan", "step", "occurrence", "person_id", "source_ref", name="uq_tasks_generation"
+        ),
+        CheckConstraint(
+            "closed IS NULL OR closed IN ('done', 'cancelled', 'declined')", name="ck_tasks_closed"
+        ),
+        CheckConstraint("due_on < expires_on AND overdue_on <= expires_on", name="ck_tasks_window"),
+        # The working lists: a worker's open tasks, an area's open tasks by date.
+        Index("ix_tasks_assignee_due", "assignee", "due_on"),
+        Index("ix_tasks_region_due", "region_code", "due_on"),
+        Index(
+            "ix_tasks_open_due",
+            "due_on",
+            sqlite_where=text(OPEN_TASK),
+            postgresql_where=text(OPEN_TASK),
+        ),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    plan: str = Field(max_length=64)
+    step: str = Field(max_length=64)
+    occurrence: int = 0  # 0 = the first run of the step; repeats count up
+    person_id: str = Field(max_length=36, index=True)
+    region_code: str = Field(max_length=12)  # the person's village when generated
+    tier: str = Field(max_length=10)
+    assignee: str | None = Field(default=None, max_length=80)  # None: no assignment yet
+    anchor_on: date
+    due_on: date
+    overdue_on: date
+    expires_on: date
+    closed: str | None = Field(default=None, max_length=10)  # None | done | cancelled | declined
+    closed_reason: str | None = Field(default=None, max_length=200)
+    source_ref: str = Field(max_length=80)  # the subject of the event that started the plan
+    due_announced_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    overdue_announced_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    version: int = 1
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
