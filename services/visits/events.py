@@ -108,6 +108,19 @@ class TaskOverdue(EventData):
     expires_on: date
 
 
+class ProcedureRecorded(EventData):
+    """A procedure was done at a station with the person's consent; visits itself starts the
+    follow-up plan in the same transaction (plans.toml, procedures = [...])."""
+
+    TYPE = "lingju.visits.procedure.recorded"
+    procedure_id: str
+    person_id: str
+    procedure: str
+    performed_on: date
+    region_code: str  # the person's division code
+    station_id: str
+
+
 class AssignmentChanged(EventData):
     """An area's tasks of a tier have a new assignee; ``tasks_moved`` open tasks moved with it
     (the previous and the new assignee's devices are told to sync)."""

@@ -7,14 +7,18 @@
   today, never stored (DESIGN §5);
 - ``stations``, ``slots`` and ``appointments``: checks booked at a station. A slot's ``booked``
   count is only moved by conditional UPDATEs (see ``appointments.py``), so it never exceeds
-  ``capacity`` whatever the concurrency.
+  ``capacity`` whatever the concurrency;
+- ``visit_records``: what a worker did on a task, keyed by the id the phone made (a record
+  sent twice is one visit), with the person's consent or refusal (知情选择);
+- ``procedures``: procedures done at a station, with consent; each starts its follow-up plan.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import CheckConstraint, Index, UniqueConstraint, text
+from sqlalchemy import JSON, CheckConstraint, Index, UniqueConstraint, text
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -186,3 +190,58 @@ class Task(Base, table=True):
     version: int = 1
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+
+class VisitRecord(Base, table=True):
+    """One visit made on a task. The id comes from the worker's phone, so a record re-sent after
+    a lost answer (or from an offline batch) is recognised as the same visit."""
+
+    __tablename__ = "visit_records"
+    __table_args__ = (
+        CheckConstraint("consent IN ('given', 'refused')", name="ck_visit_records_consent"),
+        CheckConstraint(
+            "next_step IS NULL OR next_step IN ('extra_visit', 'referral')",
+            name="ck_visit_records_next_step",
+        ),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    task_id: str = Field(max_length=36, foreign_key="tasks.id", index=True)
+    person_id: str = Field(max_length=36, index=True)
+    performer_sub: str = Field(max_length=80)
+    performer_role: str = Field(max_length=20)
+    performed_at: datetime = Field(sa_type=UtcDateTime)
+    place: str = Field(max_length=100)
+    consent: str = Field(max_length=8)  # given | refused
+    consent_note: str | None = Field(default=None, max_length=500)
+    # Structured per service (keys chosen by the step's service), free text allowed.
+    findings: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    next_step: str | None = Field(default=None, max_length=12)  # extra_visit | referral
+    next_step_on: date | None = Field(default=None, nullable=True)
+    next_step_note: str | None = Field(default=None, max_length=500)
+    # The task the next step created, if any (an extra visit or a referral to the station).
+    next_task_id: str | None = Field(default=None, max_length=36)
+    task_version: int  # the version of the task the record was made against
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+
+class Procedure(Base, table=True):
+    """A procedure done at a station (IUD insertion, sterilization ...), always with consent:
+    a refusal means no procedure, so there is no row for it."""
+
+    __tablename__ = "procedures"
+    __table_args__ = (
+        CheckConstraint("consent_given", name="ck_procedures_consent"),
+        Index("ix_procedures_person_on", "person_id", "performed_on"),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    person_id: str = Field(max_length=36)
+    region_code: str = Field(max_length=12, index=True)  # the person's village when recorded
+    procedure: str = Field(max_length=64)
+    performed_on: date
+    station_id: str = Field(max_length=36, foreign_key="stations.id")
+    performer_sub: str = Field(max_length=80)
+    performer_role: str = Field(max_length=20)
+    consent_given: bool = True
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)

@@ -237,12 +237,19 @@ class TaskOut(BaseModel):
 def _task_out(t: Task, state: str, person_name: str | None) -> TaskOut:
     plan = plans().get(t.plan)
     step = plan.step(t.step) if plan else None
+    suffix = ""
+    if step is None and plan is not None:
+        # A next step from a visit record (records.py): "<step>_extra" / "<step>_referral"
+        # names the step it came from, whose name and service it shows.
+        base, _, kind = t.step.rpartition("_")
+        step = plan.step(base)
+        suffix = {"extra": "（加访）", "referral": "（转诊乡镇卫生院）"}.get(kind, "")
     return TaskOut(
         id=t.id,
         plan=t.plan,
         plan_name=plan.name if plan else t.plan,
         step=t.step,
-        step_name=step.name if step else t.step,
+        step_name=step.name + suffix if step else t.step,
         service=step.service if step else "",
         occurrence=t.occurrence,
         person_id=t.person_id,
