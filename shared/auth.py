@@ -47,6 +47,15 @@ class Principal:
             return True
         return bool(self.region) and region_code.startswith(self.region)
 
+    def region_scope(self) -> str:
+        """The division-code prefix the caller's lists are confined to: "" for an admin whose
+        token names no region (everything); any other token without a region is refused."""
+        if self.role is Role.admin and not self.region:
+            return ""
+        if not self.region:
+            raise Problem(403, "out_of_region", "令牌未指明辖区", "The token names no region")
+        return self.region
+
     def require_region(self, region_code: str) -> None:
         if not self.covers(region_code):
             raise Problem(

@@ -8,6 +8,7 @@ from datetime import date, datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
+from sqlalchemy import ColumnElement, and_, or_
 
 from shared.errors import Problem
 
@@ -50,6 +51,20 @@ def cursor_date(value: str) -> date:
         return date.fromisoformat(value)
     except ValueError as e:
         raise _invalid() from e
+
+
+def after_time_cursor(
+    cursor: str | None, time_col: Any, id_col: Any, *, newest_first: bool = False
+) -> ColumnElement[bool] | None:
+    """The keyset condition for a list ordered by (time, id): the rows after the cursor made
+    by ``encode_cursor(time.isoformat(), id)``; None on the first page."""
+    after = decode_cursor(cursor, 2)
+    if not after:
+        return None
+    at, last_id = cursor_time(after[0]), after[1]
+    if newest_first:
+        return or_(time_col < at, and_(time_col == at, id_col < last_id))
+    return or_(time_col > at, and_(time_col == at, id_col > last_id))
 
 
 def decode_cursor(cursor: str | None, arity: int) -> list[str] | None:

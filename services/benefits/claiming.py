@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,7 +33,7 @@ from shared.concurrency import Expected, versioned_update
 from shared.db import utcnow
 from shared.errors import Problem, not_found
 from shared.events.outbox import UnitOfWork
-from shared.pagination import Page, cursor_time, decode_cursor, encode_cursor
+from shared.pagination import Page, after_time_cursor, encode_cursor
 
 ClaimStatus = Literal["submitted", "approved", "rejected", "paid"]
 SUBMITTED: ClaimStatus = "submitted"
@@ -512,25 +512,17 @@ async def list_claims(
         if not principal.person_id or (person_id is not None and person_id != principal.person_id):
             raise _own_only()
         person_id = principal.person_id
-    elif not (principal.role is Role.admin and not principal.region):
-        if not principal.region:
-            raise Problem(403, "out_of_region", "令牌未指明辖区", "The token names no region")
-        q = q.where(Claim.region_code.startswith(principal.region))  # type: ignore[attr-defined]
+    elif scope := principal.region_scope():
+        q = q.where(Claim.region_code.startswith(scope))  # type: ignore[attr-defined]
     if person_id is not None:
         q = q.where(Claim.person_id == person_id)
     if status is not None:
         q = q.where(Claim.status == status)
     if program is not None:
         q = q.where(Claim.program == program)
-    after = decode_cursor(cursor, 2)
-    if after:
-        at = cursor_time(after[0])
-        q = q.where(
-            or_(
-                Claim.created_at > at,  # type: ignore[arg-type, operator]
-                and_(Claim.created_at == at, Claim.id > after[1]),  # type: ignore[arg-type]
-            )
-        )
+    after = after_time_cursor(cursor, Claim.created_at, Claim.id)
+    if after is not None:
+        q = q.where(after)
     q = q.order_by(Claim.created_at, Claim.id).limit(limit + 1)  # type: ignore[arg-type]
     rows = list((await session.scalars(q)).all())
     page = rows[:limit]

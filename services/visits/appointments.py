@@ -43,7 +43,7 @@ from shared.concurrency import versioned_update
 from shared.db import utcnow
 from shared.errors import LocalizedValueError, Problem, not_found
 from shared.events.outbox import UnitOfWork
-from shared.pagination import Page, cursor_time, decode_cursor, encode_cursor
+from shared.pagination import Page, after_time_cursor, cursor_time, decode_cursor, encode_cursor
 
 if TYPE_CHECKING:
     from shared.service import Runtime
@@ -693,13 +693,11 @@ async def list_appointments(
         if not principal.person_id or (person_id is not None and person_id != principal.person_id):
             raise _own_only()
         person_id = principal.person_id
-    elif not (principal.role is Role.admin and not principal.region):
-        if not principal.region:
-            raise Problem(403, "out_of_region", "令牌未指明辖区", "The token names no region")
+    elif scope := principal.region_scope():
         q = q.where(
             or_(
-                Appointment.person_region.startswith(principal.region),  # type: ignore[attr-defined]
-                Appointment.station_region.startswith(principal.region),  # type: ignore[attr-defined]
+                Appointment.person_region.startswith(scope),  # type: ignore[attr-defined]
+                Appointment.station_region.startswith(scope),  # type: ignore[attr-defined]
             )
         )
     if person_id is not None:
@@ -708,15 +706,9 @@ async def list_appointments(
         q = q.where(Appointment.station_id == station_id)
     if status is not None:
         q = q.where(Appointment.status == status)
-    after = decode_cursor(cursor, 2)
-    if after:
-        at = cursor_time(after[0])
-        q = q.where(
-            or_(
-                Appointment.created_at > at,  # type: ignore[arg-type, operator]
-                and_(Appointment.created_at == at, Appointment.id > after[1]),  # type: ignore[arg-type]
-            )
-        )
+    after = after_time_cursor(cursor, Appointment.created_at, Appointment.id)
+    if after is not None:
+        q = q.where(after)
     q = q.order_by(Appointment.created_at, Appointment.id).limit(limit + 1)  # type: ignore[arg-type]
     rows = list((await session.execute(q)).all())
     page = rows[:limit]

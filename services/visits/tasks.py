@@ -426,12 +426,11 @@ def _own_only() -> Problem:
 
 def _scope(principal: Principal, region: str | None) -> str:
     """The region prefix a staff list covers: ``region`` if inside theirs, else theirs."""
-    if principal.role is Role.admin and not principal.region:
+    mine = principal.region_scope()
+    if not mine:
         return region or ""
-    if not principal.region:
-        raise Problem(403, "out_of_region", "令牌未指明辖区", "The token names no region")
     if region is None:
-        return principal.region
+        return mine
     principal.require_region(region)
     return region
 

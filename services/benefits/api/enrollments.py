@@ -17,7 +17,7 @@ from services.benefits.events import programs
 from services.benefits.models import Enrollment
 from shared.auth import Principal, Role, require_roles
 from shared.concurrency import etag, expected_version
-from shared.errors import Problem, problem_responses
+from shared.errors import problem_responses
 from shared.events.outbox import UnitOfWork
 from shared.idempotency import run_idempotent
 from shared.pagination import MAX_LIMIT, Page, decode_cursor, encode_cursor
@@ -166,10 +166,8 @@ async def list_enrollments(
     async with rt.db.session() as s:
         if principal.role is Role.resident:
             q = q.where(await enrolling.visible_to_resident(s, principal))
-        elif principal.role is not Role.admin or principal.region:
-            if not principal.region:
-                raise Problem(403, "out_of_region", "令牌未指明辖区", "The token names no region")
-            q = q.where(Enrollment.region_code.startswith(principal.region))  # type: ignore[attr-defined]
+        elif scope := principal.region_scope():
+            q = q.where(Enrollment.region_code.startswith(scope))  # type: ignore[attr-defined]
         if person_id is not None:
             q = q.where(Enrollment.person_id == person_id)
         if status is not None:

@@ -5,12 +5,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 
 from services.notify.models import InboxMessage
 from shared.auth import Principal, Role, require_roles
 from shared.errors import Problem
-from shared.pagination import MAX_LIMIT, Page, cursor_time, decode_cursor, encode_cursor
+from shared.pagination import (
+    MAX_LIMIT,
+    Page,
+    after_time_cursor,
+    encode_cursor,
+)
 from shared.service import RuntimeDep
 
 router = APIRouter(prefix="/inbox", tags=["inbox"])
@@ -40,10 +45,9 @@ async def list_inbox(
         .order_by(m.created_at.desc(), m.id.desc())
         .limit(limit + 1)
     )
-    after = decode_cursor(cursor, 2)
-    if after:
-        at = cursor_time(after[0])
-        q = q.where(or_(m.created_at < at, and_(m.created_at == at, m.id < after[1])))
+    after = after_time_cursor(cursor, m.created_at, m.id, newest_first=True)
+    if after is not None:
+        q = q.where(after)
     async with rt.db.session() as s:
         rows = list((await s.scalars(q)).all())
     items = [

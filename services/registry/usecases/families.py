@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
 from services.registry.api.family_schemas import ChildLinkIn, FamilyIn, FamilyOut, MemberOut
@@ -18,7 +18,7 @@ from shared.auth import Principal, Role
 from shared.concurrency import versioned_update
 from shared.errors import Problem, not_found
 from shared.events.outbox import UnitOfWork
-from shared.pagination import Page, cursor_time, decode_cursor, encode_cursor
+from shared.pagination import Page, after_time_cursor, encode_cursor
 
 
 def rule_problem(e: rules.RuleBroken) -> Problem:
@@ -234,15 +234,9 @@ async def families_of(
     if principal.role is not Role.resident and principal.region:
         # A family lives where the wife does: a child's family may be outside the region.
         q = q.where(Family.region_code.startswith(principal.region))  # type: ignore[attr-defined]
-    after = decode_cursor(cursor, 2)
-    if after:
-        at = cursor_time(after[0])
-        q = q.where(
-            or_(
-                Family.created_at > at,  # type: ignore[operator]
-                and_(Family.created_at == at, Family.id > after[1]),  # type: ignore[arg-type]
-            )
-        )
+    after = after_time_cursor(cursor, Family.created_at, Family.id)
+    if after is not None:
+        q = q.where(after)
     rows = (await uow.session.scalars(q)).all()
     items = [await family_out(uow, f) for f in rows[:limit]]
     last = rows[limit - 1] if len(rows) > limit else None
