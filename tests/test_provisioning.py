@@ -64,6 +64,7 @@ async def test_changed_stream_and_consumer_declarations_are_applied(
             # notify takes what it tells payees about from benefits' stream.
             notify = await js.consumer_info("BENEFITS", "notify")
             assert sorted(notify.config.filter_subjects or []) == [
+                "lingju.benefits.claim.decided",
                 "lingju.benefits.enrollment.activated",
                 "lingju.benefits.payment.disbursed",
                 "lingju.benefits.payment.failed",

@@ -24,7 +24,7 @@ from services.benefits.domain.claims import approvable, remaining
 from services.benefits.domain.eligibility import Eligibility, evaluate
 from services.benefits.domain.programs import Program
 from services.benefits.enrolling import current_period
-from services.benefits.events import programs
+from services.benefits.events import ClaimDecided, programs
 from services.benefits.facts import load_facts
 from services.benefits.models import Claim, ClaimCap, FamilyFacts, PersonFacts
 from shared import money
@@ -446,6 +446,7 @@ async def approve_claim(
         .execution_options(synchronize_session=False)
     )
     await s.refresh(claim)
+    _announce(uow, program, claim)
     return claim_out(claim, reserved.cap_fen, reserved.used_before_fen + reserved.amount_fen)
 
 
@@ -470,7 +471,32 @@ async def reject_claim(
         decision_comment=body.reason,
     )
     await s.refresh(claim)
+    _announce(uow, claim_program(claim.program), claim)
     return await _out(s, claim)
+
+
+def _announce(uow: UnitOfWork, program: Program, claim: Claim) -> None:
+    """The decision goes out with it, in the same transaction (notify tells the claimant)."""
+    uow.publish(
+        ClaimDecided(
+            claim_id=claim.id,
+            claim_no=claim.claim_no,
+            program=claim.program,
+            program_name=program.name,
+            person_id=claim.person_id,
+            decision=claim.status,
+            decision_name=(
+                f"已核准 {yuan(claim.approved_fen)} 元"
+                if claim.approved_fen is not None
+                else "未予核准"
+            ),
+            requested_fen=claim.requested_fen,
+            approved_fen=claim.approved_fen,
+            comment=claim.decision_comment,
+            region_code=claim.region_code,
+        ),
+        subject=claim.id,
+    )
 
 
 # -- read ---------------------------------------------------------------------------------------

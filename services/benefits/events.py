@@ -110,6 +110,24 @@ class EnrollmentResumed(EventData):
     region_code: str
 
 
+class ClaimDecided(EventData):
+    """An officer approved (possibly less than asked, under the couple's cap) or rejected a
+    claim; the claimant is told. An approved claim is paid by the program's next run."""
+
+    TYPE = "lingju.benefits.claim.decided"
+    claim_id: str
+    claim_no: str
+    program: str
+    program_name: str
+    person_id: str
+    decision: str  # approved | rejected
+    decision_name: str  # zh, for the message: 已核准 … 元 / 未予核准
+    requested_fen: int
+    approved_fen: int | None = None
+    comment: str | None = None
+    region_code: str
+
+
 class PaymentDisbursed(EventData):
     """The bank confirmed one line of a payment run (or a claim) paid to the payee."""
 

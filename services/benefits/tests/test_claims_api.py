@@ -15,7 +15,9 @@ from typing import Any
 from sqlalchemy import select
 
 from services.benefits.models import ChildLink, Claim, ClaimCap, FamilyFacts, PersonFacts
-from tests.support import OTHER_TOWNSHIP, TOWNSHIP, VILLAGE, InProcessStack
+from tests.support import OTHER_TOWNSHIP, TOWNSHIP, VILLAGE, InProcessStack, published
+
+DECIDED = "lingju.benefits.claim.decided"
 
 PROGRAM = "assisted_reproduction_reimbursement"
 CAP = 5_000_000
@@ -155,6 +157,15 @@ async def test_resident_submits_and_a_second_officer_approves(stack: InProcessSt
     assert done["decision_comment"] is None  # approved in full: nothing to explain
     assert done["version"] == claim["version"] + 1
     assert (done["used_fen"], done["remaining_fen"]) == (3_000_000, 2_000_000)
+    # The decision goes out through the outbox, once (notify tells the claimant).
+    (event,) = await published(stack, "benefits", DECIDED)
+    decided = event["data"]
+    assert (decided["claim_id"], decided["decision"], decided["approved_fen"]) == (
+        claim["id"],
+        "approved",
+        3_000_000,
+    )
+    assert decided["decision_name"] == "已核准 30,000.00 元"
 
     got = await stack.benefits.get(f"/api/v1/claims/{claim['id']}", headers=wife)
     assert got.status_code == 200, got.text
@@ -455,6 +466,7 @@ async def test_one_claim_approved_by_many_at_once_counts_once(stack: InProcessSt
         *(approve(stack, claim, headers=officer(stack, f"officer-{i}")) for i in range(6))
     )
     assert sorted(r.status_code for r in results) == [200] + [409] * 5
+    assert len(await published(stack, "benefits", DECIDED)) == 1  # one decision announced
     row = await cap_row(stack, couple["family"])
     assert row is not None and row.used_fen == 700_000
 

@@ -69,6 +69,8 @@ class _Lenient(string.Formatter):
             value, first = super().get_field(name, args, kwargs)
         except (KeyError, AttributeError, IndexError, TypeError):
             return "", field_name
+        if value is None:  # an optional field the event left empty
+            return "", first
         if bar and value != "" and filter_name.strip() in FILTERS:
             value = FILTERS[filter_name.strip()](value)
         return value, first

@@ -17,6 +17,7 @@ ROUTING_FILE = Path(__file__).resolve().parents[1] / "routing.toml"
 ACTIVATED = "lingju.benefits.enrollment.activated"
 DISBURSED = "lingju.benefits.payment.disbursed"
 FAILED = "lingju.benefits.payment.failed"
+CLAIM_DECIDED = "lingju.benefits.claim.decided"
 
 
 def real_routes() -> dict[str, list[Route]]:
@@ -25,16 +26,20 @@ def real_routes() -> dict[str, list[Route]]:
 
 def test_real_routing_file_parses() -> None:
     """The shipped routing.toml tells the payee, on the app and by SMS, of a confirmed
-    enrollment and of each payment made or failed (a pending enrollment tells nobody)."""
+    enrollment and of each payment made or failed (a pending enrollment tells nobody), and
+    the claimant of a claim's decision."""
     routes = real_routes()
-    assert list(routes) == [ACTIVATED, DISBURSED, FAILED]
+    assert list(routes) == [ACTIVATED, DISBURSED, FAILED, CLAIM_DECIDED]
     templates = {event: route.template for event, (route,) in routes.items()}
     assert templates == {
         ACTIVATED: "enrollment_activated",
         DISBURSED: "payment_disbursed",
         FAILED: "payment_failed",
+        CLAIM_DECIDED: "claim_decided",
     }
-    for (route,) in routes.values():
+    (claim,) = routes[CLAIM_DECIDED]
+    assert (claim.recipient, claim.channels) == ("person_id", ("app", "sms"))
+    for (route,) in (routes[ACTIVATED], routes[DISBURSED], routes[FAILED]):
         assert route.recipient == "payee_id"
         assert route.channels == ("app", "sms")
         assert route.sms.startswith("【零距】")
@@ -219,3 +224,21 @@ def test_render_never_fails_on_a_missing_variable(template: str) -> None:
 def test_render_never_fails_on_a_stray_brace(template: str) -> None:
     """A typo in a template degrades the text; it does not break delivery."""
     assert isinstance(render(template, {"name": "张三"}), str)
+
+
+def test_a_claim_decision_reads_whole_with_or_without_a_comment() -> None:
+    """A null optional field (no comment on a full approval) renders empty, never "None"."""
+    (route,) = real_routes()[CLAIM_DECIDED]
+    approved = {
+        "program_name": "失独家庭辅助生殖费用补助",
+        "claim_no": "CL-202611-ab12",
+        "requested_fen": 3000000,
+        "decision_name": "已核准 30000.00 元",
+        "comment": None,
+    }
+    assert render(route.body, approved) == (
+        "您的“失独家庭辅助生殖费用补助”报销申请（CL-202611-ab12，申请 30000.00 元）"
+        "审核结果：已核准 30000.00 元。"
+    )
+    rejected = {**approved, "decision_name": "未予核准", "comment": "票据不全"}
+    assert render(route.body, rejected).endswith("审核结果：未予核准。票据不全")
