@@ -8,10 +8,15 @@ Events are not ordered across replicas: a handler missing a person's facts raise
 
 from __future__ import annotations
 
+import tomllib
 from datetime import date, datetime
+from functools import lru_cache
+from pathlib import Path
 
 from pydantic import Field
 
+from services.visits import tasks
+from services.visits.domain.plans import Plan, parse_plans
 from services.visits.models import PersonFacts
 from shared.events import CloudEvent, EventData
 from shared.events.envelope import ConsumedData
@@ -135,6 +140,15 @@ class AssignmentChanged(EventData):
     version: int
 
 
+PLANS_FILE = Path(__file__).with_name("plans.toml")
+
+
+@lru_cache(maxsize=1)
+def plans() -> dict[str, Plan]:
+    """The county's plans, read once: the file changes with a deployment, not at run time."""
+    return parse_plans(tomllib.loads(PLANS_FILE.read_text("utf-8")))
+
+
 # -- consumed -------------------------------------------------------------------------------
 
 
@@ -208,6 +222,3 @@ HANDLERS = {
     "lingju.registry.family.registered": on_family_registered,
     "lingju.registry.person.died": on_person_died,
 }
-
-# At the end: tasks imports this module's event classes.
-from services.visits import tasks  # noqa: E402

@@ -29,9 +29,8 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.visits.api.plans import plans
 from services.visits.domain.plans import PROCEDURE_EVENT, Plan
-from services.visits.events import ProcedureRecorded
+from services.visits.events import ProcedureRecorded, plans
 from services.visits.models import PersonFacts, Procedure, Station, Task, VisitRecord
 from services.visits.tasks import _assignees, start_plan
 from shared import clock

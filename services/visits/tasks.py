@@ -33,9 +33,9 @@ from sqlalchemy import ColumnElement, and_, case, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.visits.api.plans import plans
+# A module reference: events.py imports this module for its handlers.
+from services.visits import events
 from services.visits.domain.plans import TIERS, Plan, TaskState, add_months, occurrences
-from services.visits.events import AssignmentChanged, TaskDue, TaskOverdue
 from services.visits.models import Assignment, PersonFacts, Task
 from shared import clock
 from shared.auth import Principal, Role
@@ -140,7 +140,7 @@ async def start_plans_for_event(
 ) -> int:
     """Start every plan triggered by ``event.type`` for the person its subject names."""
     created = 0
-    for plan in plans().values():
+    for plan in events.plans().values():
         if plan.trigger.event != event.type or plan.subject not in subjects:
             continue
         raw = event.data.get(plan.trigger.anchor)
@@ -235,7 +235,7 @@ class TaskOut(BaseModel):
 
 
 def _task_out(t: Task, state: str, person_name: str | None) -> TaskOut:
-    plan = plans().get(t.plan)
+    plan = events.plans().get(t.plan)
     step = plan.step(t.step) if plan else None
     suffix = ""
     if step is None and plan is not None:
@@ -390,7 +390,7 @@ async def assign(
     )
     tasks_moved = int(moved.rowcount or 0)  # type: ignore[attr-defined]
     uow.publish(
-        AssignmentChanged(
+        events.AssignmentChanged(
             area_code=area,
             tier=tier,
             assignee_sub=body.assignee_sub,
@@ -592,7 +592,7 @@ async def announce(rt: Runtime, as_of: date) -> AnnounceResult:
                 assert task is not None
                 if kind == "due":
                     uow.publish(
-                        TaskDue(
+                        events.TaskDue(
                             task_id=task.id,
                             plan=task.plan,
                             step=task.step,
@@ -607,7 +607,7 @@ async def announce(rt: Runtime, as_of: date) -> AnnounceResult:
                     result.due.append(task.id)
                 else:
                     uow.publish(
-                        TaskOverdue(
+                        events.TaskOverdue(
                             task_id=task.id,
                             plan=task.plan,
                             step=task.step,

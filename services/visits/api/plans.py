@@ -2,32 +2,23 @@
 
 from __future__ import annotations
 
-import tomllib
-from functools import lru_cache
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
-from services.visits.domain.plans import Offset, Plan, Step, parse_plans
+from services.visits.domain.plans import Offset, Plan, Step
+from services.visits.events import plans
 from shared.auth import Principal, Role, require_roles
 from shared.errors import not_found, problem_responses
 
 router = APIRouter(tags=["plans"], responses=problem_responses())
 
-PLANS_FILE = Path(__file__).resolve().parents[1] / "plans.toml"
 
 # Every role may read the plans: residents see what follow-ups to expect, workers and officers
 # what they will be assigned.
 AnyCaller = Annotated[Principal, Depends(require_roles(*Role))]
-
-
-@lru_cache(maxsize=1)
-def plans() -> dict[str, Plan]:
-    """The county's plans, read once: the file changes with a deployment, not at run time."""
-    return parse_plans(tomllib.loads(PLANS_FILE.read_text("utf-8")))
 
 
 class TriggerOut(BaseModel):

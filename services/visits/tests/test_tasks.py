@@ -17,7 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from services.visits.api.plans import plans
+from services.visits.events import plans
 from services.visits.models import PersonFacts, Task
 from shared import clock
 from tests.support import OTHER_TOWNSHIP, TOWNSHIP, VILLAGE, InProcessStack, eventually, published

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from services.visits.api.plans import plans
+from services.visits.events import plans
 from services.visits.models import Procedure, Task, VisitRecord
 from services.visits.tests.test_appointments import station
 from services.visits.tests.test_tasks import (
