@@ -22,6 +22,7 @@ from sqlalchemy import MetaData, and_, or_, select
 
 from shared import context
 from shared.auth import Principal, Role, TokenVerifier, require_roles
+from shared.clock import Clock, SystemClock
 from shared.config import Settings
 from shared.crypto import FieldCipher
 from shared.db import Database
@@ -75,13 +76,24 @@ class Runtime:
             spec.handlers,
             self.inflight,
         )
+        self._clock: Clock = SystemClock()
         self.verifier = TokenVerifier(settings)
         self.cipher = FieldCipher(settings.data_keys, settings.blind_index_key)
         self.provisioned = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
 
+    @property
+    def clock(self) -> Clock:
+        """The business day of this service (``shared.clock``); tests set a ``FixedClock``."""
+        return self._clock
+
+    @clock.setter
+    def clock(self, value: Clock) -> None:
+        self._clock = value
+        self.consumers.clock = value
+
     def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.db, self.outbox)
+        return UnitOfWork(self.db, self.outbox, self._clock)
 
     async def start(self) -> None:
         context.service_name.set(self.name)  # inherited by every task started below

@@ -36,7 +36,6 @@ from services.visits.events import (
     AppointmentRescheduled,
 )
 from services.visits.models import Appointment, PersonFacts, Slot, Station
-from shared import clock
 from shared.auth import Principal, Role
 from shared.clock import SHANGHAI
 from shared.concurrency import versioned_update
@@ -282,8 +281,8 @@ async def _appointment(session: AsyncSession, appointment_id: str) -> Appointmen
     return a
 
 
-def _require_started(slot: Slot) -> None:
-    if utcnow() < slot.starts_at:
+def _require_started(slot: Slot, now: datetime) -> None:
+    if now < slot.starts_at:
         raise Problem(
             422,
             "slot_not_started",
@@ -292,8 +291,8 @@ def _require_started(slot: Slot) -> None:
         )
 
 
-def _require_future(slot: Slot) -> None:
-    if slot.starts_at <= utcnow():
+def _require_future(slot: Slot, now: datetime) -> None:
+    if slot.starts_at <= now:
         raise _slot_past()
 
 
@@ -383,7 +382,7 @@ async def create_slot(uow: UnitOfWork, body: SlotIn, principal: Principal) -> tu
             errors=[{"field": "station_id", "message": "站点不存在"}],
         )
     principal.require_region(station.region_code)
-    if body.starts_at <= utcnow():
+    if body.starts_at <= uow.clock.now():
         raise Problem(
             422,
             "validation_failed",
@@ -414,6 +413,7 @@ async def list_slots(
     starts_from: datetime | None,
     starts_to: datetime | None,
     available: bool,
+    now: datetime,
     limit: int,
     cursor: str | None,
 ) -> Page[SlotOut]:
@@ -428,7 +428,7 @@ async def list_slots(
     if starts_to is not None:
         q = q.where(Slot.starts_at < _utc(starts_to))  # type: ignore[arg-type]
     if available:
-        q = q.where(Slot.booked < Slot.capacity, Slot.starts_at > utcnow())  # type: ignore[arg-type]
+        q = q.where(Slot.booked < Slot.capacity, Slot.starts_at > now)  # type: ignore[arg-type]
     after = decode_cursor(cursor, 2)
     if after:
         at = cursor_time(after[0])
@@ -492,7 +492,7 @@ async def book(uow: UnitOfWork, body: BookIn, principal: Principal) -> tuple[int
         )
     station = await s.get(Station, slot.station_id)
     assert station is not None
-    _require_future(slot)
+    _require_future(slot, uow.clock.now())
     await _require_no_live(s, slot.id, person.person_id)
     # The seat first: it is the first write of the transaction, so on SQLite the write lock
     # is taken here, and a full slot costs nothing more.
@@ -603,7 +603,7 @@ async def reschedule(
         raise not_found("预约时段", "Slot")
     new_station = await s.get(Station, new_slot.station_id)
     assert new_station is not None
-    _require_future(new_slot)
+    _require_future(new_slot, uow.clock.now())
     await _require_no_live(s, new_slot.id, a.person_id)
     # The appointment row first (as cancel does), then the slots in id order.
     try:
@@ -657,7 +657,7 @@ async def record_attendance(
     if a.status != BOOKED:
         raise _not_booked(a)
     slot, station = await _slot_and_station(s, a.slot_id)
-    _require_started(slot)
+    _require_started(slot, uow.clock.now())
     await _guard(uow, a, body.version, status=outcome, closed_by=principal.sub)
     a = await _appointment(s, appointment_id)
     return _appt_out(a, slot, station)
@@ -740,7 +740,7 @@ async def run_reminders(rt: Runtime) -> None:
     made during the day for tomorrow are reminded within ten minutes."""
     while True:
         try:
-            result = await rt.inflight.run(send_reminders(rt, clock.today()))
+            result = await rt.inflight.run(send_reminders(rt, rt.clock.today()))
             if result.reminded:
                 log.info("appointment reminders %s: %d", result.as_of, len(result.reminded))
         except asyncio.CancelledError:

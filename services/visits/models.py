@@ -10,7 +10,10 @@
   ``capacity`` whatever the concurrency;
 - ``visit_records``: what a worker did on a task, keyed by the id the phone made (a record
   sent twice is one visit), with the person's consent or refusal (知情选择);
-- ``procedures``: procedures done at a station, with consent; each starts its follow-up plan.
+- ``procedures``: procedures done at a station, with consent; each starts its follow-up plan;
+- ``sync_log``: what changed, for whom, in the order phones must read it (``sync.py``); written
+  only by database triggers on ``tasks`` and ``person_facts`` (migration 0006), so no write
+  path can forget it.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Index, UniqueConstraint, text
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Index, Integer, UniqueConstraint, text
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -245,3 +248,31 @@ class Procedure(Base, table=True):
     performer_role: str = Field(max_length=20)
     consent_given: bool = True
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+
+class SyncLog(Base, table=True):
+    """The latest change of an entity as seen from one scope: ``a:<sub>`` for a task (its
+    assignee, current or former) and ``r:<village>`` for a person's facts (their village,
+    current or former). One row per (entity, id, scope): a newer change replaces the row with a
+    higher ``seq``, so a phone reads each change once, and a scope an entity left keeps a row
+    that tells its phones to drop it.
+
+    Order is (``txn``, ``seq``). On PostgreSQL ``txn`` is the writing transaction's id and a
+    reader takes only rows below the oldest transaction still running; on SQLite writers are
+    serialised, so ``txn`` is 0 and ``seq`` (AUTOINCREMENT, never reused) is commit order.
+    """
+
+    __tablename__ = "sync_log"
+    __table_args__ = (
+        UniqueConstraint("entity", "entity_id", "scope", name="uq_sync_log_entity_scope"),
+        Index("ix_sync_log_scope_order", "scope", "txn", "seq"),
+        {"sqlite_autoincrement": True},
+    )
+
+    seq: int | None = Field(
+        default=None, primary_key=True, sa_type=BigInteger().with_variant(Integer, "sqlite")
+    )
+    txn: int = Field(default=0, sa_type=BigInteger)
+    entity: str = Field(max_length=10)  # task | person
+    entity_id: str = Field(max_length=36)
+    scope: str = Field(max_length=90)  # a:<assignee sub> | r:<region code>

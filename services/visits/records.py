@@ -313,7 +313,7 @@ async def record_visit(
     if task.closed is not None or task.version != body.task_version:
         raise task_changed()
     visit_day = body.performed_at.astimezone(clock.SHANGHAI).date()
-    if visit_day > clock.today():
+    if visit_day > uow.clock.today():
         raise _invalid("performed_at", "随访时间不能晚于今天", "performed_at is in the future")
     given = body.consent.given
     nxt = body.next_step
@@ -434,7 +434,7 @@ async def record_procedure(
             f"未知的手术类型（可选 {', '.join(known)}）",
             f"Unknown procedure (one of {', '.join(known)})",
         )
-    if body.performed_on > clock.today():
+    if body.performed_on > uow.clock.today():
         raise _invalid("performed_on", "手术日期不能晚于今天", "performed_on is in the future")
     s = uow.session
     if body.id is not None:

@@ -37,7 +37,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.visits import events
 from services.visits.domain.plans import TIERS, Plan, TaskState, add_months, occurrences
 from services.visits.models import Assignment, PersonFacts, Task
-from shared import clock
 from shared.auth import Principal, Role
 from shared.concurrency import Expected
 from shared.db import utcnow
@@ -538,7 +537,7 @@ async def run_task_announcements(rt: Runtime) -> None:
     """A worker: announce at start, then every ten minutes (the day turns in Beijing)."""
     while True:
         try:
-            result = await rt.inflight.run(announce(rt, clock.today()))
+            result = await rt.inflight.run(announce(rt, rt.clock.today()))
             if result.due or result.overdue:
                 log.info(
                     "task announcements %s: %d due, %d overdue",

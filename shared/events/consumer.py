@@ -23,6 +23,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from shared import context
+from shared.clock import Clock, SystemClock
 from shared.db import Database, utcnow
 from shared.events.broker import STREAMS, Broker, ensure_stream
 from shared.events.envelope import CloudEvent, subject_for
@@ -62,9 +63,11 @@ class ConsumerRunner:
         metrics: ServiceMetrics,
         handlers: Mapping[str, Handler],
         inflight: InFlight,
+        clock: Clock | None = None,
     ) -> None:
         self.service = service
         self.inflight = inflight
+        self.clock: Clock = clock or SystemClock()  # handed to each handler's unit of work
         self.db = db
         self.outbox = outbox
         self.tables = outbox.tables
@@ -216,7 +219,7 @@ class ConsumerRunner:
         token_c = context.correlation_id.set(event.correlationid or event.id)
         token_t = context.traceparent.set(event.traceparent)
         try:
-            async with UnitOfWork(self.db, self.outbox) as uow:
+            async with UnitOfWork(self.db, self.outbox, self.clock) as uow:
                 if await self._seen(uow, event.id):
                     return False
                 await handler(uow, event)

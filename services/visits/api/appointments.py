@@ -20,7 +20,6 @@ from services.visits.appointments import (
     StationOut,
     TransitionIn,
 )
-from shared import clock
 from shared.auth import Principal, Role, current_principal, require_roles
 from shared.concurrency import etag, expected_version
 from shared.errors import problem_responses
@@ -129,6 +128,7 @@ async def list_slots(
             starts_from=starts_from,
             starts_to=starts_to,
             available=available,
+            now=rt.clock.now(),
             limit=limit,
             cursor=cursor,
         )
@@ -288,5 +288,5 @@ class RemindersOut(BaseModel):
     summary="Send the day-before reminders for slots on the day after as_of (default today)",
 )
 async def run_reminders(rt: RuntimeDep, _: Admin, as_of: date | None = None) -> RemindersOut:
-    result = await appointments.send_reminders(rt, as_of or clock.today())
+    result = await appointments.send_reminders(rt, as_of or rt.clock.today())
     return RemindersOut(as_of=result.as_of, reminded=result.reminded)

@@ -11,7 +11,6 @@ from pydantic import BaseModel, Field
 
 from services.visits import tasks
 from services.visits.tasks import AssignmentIn, AssignmentOut, TaskOut
-from shared import clock
 from shared.auth import Principal, Role, require_roles
 from shared.concurrency import etag
 from shared.errors import problem_responses
@@ -113,7 +112,7 @@ async def list_tasks(
         return await tasks.list_tasks(
             s,
             principal,
-            clock.today(),
+            rt.clock.today(),
             assignee=assignee,
             region=region,
             person_id=person_id,
@@ -131,7 +130,7 @@ async def get_task(
     principal: Reader,
 ) -> TaskOut:
     async with rt.db.session() as s:
-        out = await tasks.get_task(s, task_id, principal, clock.today())
+        out = await tasks.get_task(s, task_id, principal, rt.clock.today())
     response.headers["ETag"] = etag(out.version)
     return out
 
@@ -152,5 +151,5 @@ class AnnouncementsOut(BaseModel):
     summary="Announce tasks that are due / overdue on as_of (default today), once each",
 )
 async def sweep_tasks(rt: RuntimeDep, _: Admin, as_of: date | None = None) -> AnnouncementsOut:
-    result = await tasks.announce(rt, as_of or clock.today())
+    result = await tasks.announce(rt, as_of or rt.clock.today())
     return AnnouncementsOut(as_of=result.as_of, due=result.due, overdue=result.overdue)

@@ -2,8 +2,9 @@
 derived states in the working list, and the due / overdue announcements, on SQLite and
 PostgreSQL.
 
-Dates are in 2030 so the announcement worker running on the real clock never touches them;
-"today" for the lists is chosen by patching ``shared.clock.today`` (time travel, no sleeps).
+Dates are in 2030 so the announcement worker, which runs at start-up before a test sets the
+clock, never touches them; "today" is set on the visits runtime's clock (``FixedClock``: time
+travel, no sleeps).
 """
 
 from __future__ import annotations
@@ -14,12 +15,11 @@ from datetime import date, timedelta
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import select, update
 
 from services.visits.events import plans
 from services.visits.models import PersonFacts, Task
-from shared import clock
+from shared.clock import FixedClock
 from tests.support import OTHER_TOWNSHIP, TOWNSHIP, VILLAGE, InProcessStack, eventually, published
 from tests.test_event_delivery import envelope, handled, publish
 
@@ -127,8 +127,9 @@ async def birth(stack: InProcessStack) -> tuple[str, str]:
     return mother, child
 
 
-def today_is(monkeypatch: pytest.MonkeyPatch, day: date) -> None:
-    monkeypatch.setattr(clock, "today", lambda: day)
+def today_is(stack: InProcessStack, day: date) -> None:
+    """Visits' business day (lists, sweeps, records) is ``day`` from now on."""
+    stack.rt("visits").clock = FixedClock(day)
 
 
 def worker(stack: InProcessStack, sub: str = "worker-1", region: str = VILLAGE) -> dict[str, str]:
@@ -321,7 +322,7 @@ async def test_assignment_refusals(stack: InProcessStack) -> None:
 
 
 async def test_worker_list_states_order_and_paging(
-    stack: InProcessStack, monkeypatch: pytest.MonkeyPatch
+    stack: InProcessStack,
 ) -> None:
     await assign(stack, VILLAGE, "village", "worker-1")
     await assign(stack, TOWNSHIP, "township", "station-1")
@@ -336,7 +337,7 @@ async def test_worker_list_states_order_and_paging(
         return r.json()["items"]  # type: ignore[no-any-return]
 
     # Day 4: the home visits are due; the newly-married tasks are due from day 0.
-    today_is(monkeypatch, BORN + timedelta(days=4))
+    today_is(stack, BORN + timedelta(days=4))
     items = await listing(me, assignee="me", state="due,overdue")
     assert {(i["person_id"], i["step"], i["state"]) for i in items} == {
         (mother, "home_visit_1", "due"),
@@ -347,7 +348,7 @@ async def test_worker_list_states_order_and_paging(
     assert [i["due_on"] for i in items] == sorted(i["due_on"] for i in items)
 
     # Day 12: the home visits are overdue and come first; the counselling is still due.
-    today_is(monkeypatch, BORN + timedelta(days=12))
+    today_is(stack, BORN + timedelta(days=12))
     items = await listing(me, assignee="me", state="due,overdue")
     assert {i["step"] for i in items[:2]} == {"home_visit", "home_visit_1"}
     assert [i["state"] for i in items] == ["overdue", "overdue", "due", "due"]
@@ -381,7 +382,7 @@ async def test_worker_list_states_order_and_paging(
     assert {i["step"] for i in scheduled} == {"home_visit_2", "month_check", "check_42d"}
 
     # Day 100: what was never done is missed; a cancelled one is cancelled.
-    today_is(monkeypatch, BORN + timedelta(days=100))
+    today_is(stack, BORN + timedelta(days=100))
     await emit(stack, person_died(child, BORN + timedelta(days=50)))
     missed = await listing(officer, state="missed")
     assert {i["step"] for i in missed} == {

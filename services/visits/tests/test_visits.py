@@ -68,8 +68,8 @@ async def fresh(stack: InProcessStack, task_id: str) -> Task:
 
 
 @pytest.fixture(autouse=True)
-def _visit_day(monkeypatch: pytest.MonkeyPatch) -> None:
-    today_is(monkeypatch, VISIT_DAY)
+def _visit_day(stack: InProcessStack) -> None:
+    today_is(stack, VISIT_DAY)
 
 
 # -- visit records ------------------------------------------------------------------------------
