@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -216,7 +216,11 @@ def problem_response(request: Request | None, problem: Problem) -> JSONResponse:
     )
 
 
-def _field_errors(exc: RequestValidationError, english: bool) -> tuple[str, list[dict[str, str]]]:
+def field_errors(
+    exc: RequestValidationError | ValidationError, english: bool
+) -> tuple[str, list[dict[str, str]]]:
+    """The code and the per-field messages of a validation failure: a request's, or one item's
+    of a batch validated by hand (so each item of a phone's batch is refused on its own)."""
     code = "validation_failed"
     out: list[dict[str, str]] = []
     for err in exc.errors():
@@ -248,7 +252,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         english = wants_english(request)
-        code, errors = _field_errors(exc, english)
+        code, errors = field_errors(exc, english)
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         return problem_response(request, Problem(422, code, detail, detail, errors=errors))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.visits.api import appointments, plans, tasks, visits
+from services.visits.api import appointments, plans, sync, tasks, visits
 from services.visits.appointments import run_reminders
 from services.visits.events import HANDLERS
 from services.visits.models import KERNEL, metadata
@@ -17,7 +17,7 @@ SPEC = ServiceSpec(
     title="Lingju visits (随访与预约)",
     metadata=metadata,
     kernel=KERNEL,
-    routers=[plans.router, tasks.router, visits.router, appointments.router],
+    routers=[plans.router, tasks.router, visits.router, appointments.router, sync.router],
     handlers=HANDLERS,
     workers=[run_reminders, run_task_announcements],
 )

@@ -126,6 +126,24 @@ class ProcedureRecorded(EventData):
     station_id: str
 
 
+class VisitRecorded(EventData):
+    """A visit was recorded on a task (online or from a phone's offline batch), once per record.
+    Findings are health data and stay in visits: the event says only what happened."""
+
+    TYPE = "lingju.visits.visit.recorded"
+    visit_id: str
+    task_id: str
+    plan: str
+    step: str
+    person_id: str
+    region_code: str  # the person's village
+    performer_sub: str
+    performed_at: datetime
+    consent: str  # given | refused (知情选择: a refusal closed the task as declined)
+    next_step: str | None = None  # extra_visit | referral
+    next_task_id: str | None = None
+
+
 class AssignmentChanged(EventData):
     """An area's tasks of a tier have a new assignee; ``tasks_moved`` open tasks moved with it
     (the previous and the new assignee's devices are told to sync)."""

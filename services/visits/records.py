@@ -30,7 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.visits.domain.plans import PROCEDURE_EVENT, Plan
-from services.visits.events import ProcedureRecorded, plans
+from services.visits.events import ProcedureRecorded, VisitRecorded, plans
 from services.visits.models import PersonFacts, Procedure, Station, Task, VisitRecord
 from services.visits.tasks import _assignees, start_plan
 from shared import clock
@@ -247,7 +247,10 @@ async def existing_visit(
             "该记录编号已用于另一任务的随访",
             "The record id was already used for another task",
         )
-    _may_record(await _task(session, task_id), principal)
+    if record.performer_sub != principal.sub:
+        # The performer may always see their own record again (a batch re-sent after the task
+        # was reassigned is still harmless); anyone else needs the right to record on the task.
+        _may_record(await _task(session, task_id), principal)
     return _visit_out(record)
 
 
@@ -306,10 +309,10 @@ async def record_visit(
     s = uow.session
     record_id = str(body.id)
     task = await _task(s, task_id)
-    _may_record(task, principal)
     first = await existing_visit(s, task_id, record_id, principal)
     if first is not None:
         return 200, first
+    _may_record(task, principal)
     if task.closed is not None or task.version != body.task_version:
         raise task_changed()
     visit_day = body.performed_at.astimezone(clock.SHANGHAI).date()
@@ -373,6 +376,22 @@ async def record_visit(
     )
     s.add(record)
     await s.flush()  # the same id racing in from another request fails here (primary key)
+    uow.publish(
+        VisitRecorded(
+            visit_id=record.id,
+            task_id=task.id,
+            plan=task.plan,
+            step=task.step,
+            person_id=task.person_id,
+            region_code=task.region_code,
+            performer_sub=record.performer_sub,
+            performed_at=record.performed_at,
+            consent=record.consent,
+            next_step=record.next_step,
+            next_task_id=next_task_id,
+        ),
+        subject=record.id,
+    )
     return 201, _visit_out(record)
 
 

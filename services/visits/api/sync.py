@@ -1,0 +1,46 @@
+"""Offline sync for workers' phones: thin routes over ``services.visits.sync``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from services.visits import sync
+from services.visits.sync import SyncPage, SyncPushIn, SyncPushOut
+from shared.auth import Principal, Role, require_roles
+from shared.errors import problem_responses, wants_english
+from shared.service import RuntimeDep
+
+router = APIRouter(tags=["sync"], responses=problem_responses())
+
+# The phones in the field: village workers, and township station staff doing station tasks.
+Worker = Annotated[Principal, Depends(require_roles(Role.village_worker, Role.township_officer))]
+
+
+@router.get(
+    "/sync",
+    response_model=SyncPage,
+    summary="What changed for this phone since the cursor: its tasks, its region's persons",
+)
+async def pull(
+    rt: RuntimeDep,
+    principal: Worker,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="From the previous pull; omit the first time")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=sync.MAX_PAGE)] = 200,
+) -> SyncPage:
+    async with rt.db.session() as s:
+        return await sync.pull(s, principal, rt.clock.today(), cursor, limit)
+
+
+@router.post(
+    "/sync",
+    response_model=SyncPushOut,
+    summary="Push visit records made offline; each item accepted, duplicate, conflict or rejected",
+)
+async def push(
+    body: SyncPushIn, request: Request, rt: RuntimeDep, principal: Worker
+) -> SyncPushOut:
+    return await sync.push(rt, body, principal, wants_english(request))
