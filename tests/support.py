@@ -253,6 +253,10 @@ class InProcessStack:
         return self.clients["benefits"]
 
     @property
+    def visits(self) -> httpx.AsyncClient:
+        return self.clients["visits"]
+
+    @property
     def notify(self) -> httpx.AsyncClient:
         return self.clients["notify"]
 

@@ -20,7 +20,7 @@ OTHER_VILLAGE = OTHER_TOWNSHIP + "001"
 
 
 def api(stack: InProcessStack) -> httpx.AsyncClient:
-    return stack.clients["visits"]
+    return stack.visits
 
 
 def officer(

@@ -11,7 +11,7 @@ from tests.support import TOWNSHIP, VILLAGE, InProcessStack
 
 
 def visits(stack: InProcessStack) -> httpx.AsyncClient:
-    return stack.clients["visits"]
+    return stack.visits
 
 
 def problem(r: Any, status: int, code: str) -> dict[str, Any]:

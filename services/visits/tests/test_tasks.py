@@ -29,7 +29,7 @@ OTHER_VILLAGE = OTHER_TOWNSHIP + "001"
 
 
 def api(stack: InProcessStack) -> httpx.AsyncClient:
-    return stack.clients["visits"]
+    return stack.visits
 
 
 def problem(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
