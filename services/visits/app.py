@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from services.visits.api import appointments, plans, sync, tasks, visits
 from services.visits.appointments import run_reminders
 from services.visits.events import HANDLERS
+from services.visits.forms import forms as findings_forms
 from services.visits.models import KERNEL, metadata
 from services.visits.tasks import run_task_announcements
 from shared.config import Settings
@@ -24,4 +25,7 @@ SPEC = ServiceSpec(
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    # The county's plan and form files are read now, so a malformed one stops the start-up
+    # with the place named instead of failing the first worker who records a visit.
+    findings_forms()
     return create_service_app(SPEC, settings)

@@ -1,4 +1,5 @@
-"""Follow-up plans as data (plans.toml): what each plan's steps are, who does them, and when."""
+"""Follow-up plans as data (plans.toml): what each plan's steps are, who does them, and when;
+and the findings form of each step's service (findings.toml): what a visit records."""
 
 from __future__ import annotations
 
@@ -8,16 +9,18 @@ from fastapi import APIRouter, Depends
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
+from services.visits.domain.findings import Form, FormField
 from services.visits.domain.plans import Offset, Plan, Step
 from services.visits.events import plans
+from services.visits.forms import forms
 from shared.auth import Principal, Role, require_roles
 from shared.errors import not_found, problem_responses
 
 router = APIRouter(tags=["plans"], responses=problem_responses())
 
 
-# Every role may read the plans: residents see what follow-ups to expect, workers and officers
-# what they will be assigned.
+# Every role may read the plans and forms: residents see what follow-ups to expect, workers and
+# officers what they will be assigned and record.
 AnyCaller = Annotated[Principal, Depends(require_roles(*Role))]
 
 
@@ -103,3 +106,85 @@ async def get_plan(principal: AnyCaller, code: Annotated[str, PathParam(max_leng
     if plan is None:
         raise not_found("随访计划", "Visit plan")
     return _plan_out(plan)
+
+
+# -- findings forms ---------------------------------------------------------------------------
+
+
+class OptionOut(BaseModel):
+    code: str = Field(description="What the phone sends as the field's value", examples=["normal"])
+    name: str = Field(description="Label shown to the worker (zh)", examples=["未见异常"])
+
+
+class FormFieldOut(BaseModel):
+    code: str = Field(description="Key under findings", examples=["temperature"])
+    name: str = Field(description="Label shown to the worker (zh)", examples=["体温"])
+    type: str = Field(
+        description="text / number / integer / choice / boolean / date (ISO YYYY-MM-DD). "
+        "number and integer never accept true / false; integer refuses 3.5",
+        examples=["number"],
+    )
+    required: bool = Field(description="A record without this field is refused")
+    max_length: int | None = Field(description="text only: most characters")
+    min: float | None = Field(description="number / integer only: lowest value, inclusive")
+    max: float | None = Field(description="number / integer only: highest value, inclusive")
+    unit: str = Field(description="number / integer: unit shown after the value", examples=["°C"])
+    options: list[OptionOut] = Field(description="choice only: the allowed values, in order")
+    note: str = Field(description="Shown with the field (zh)")
+
+
+class FormOut(BaseModel):
+    service: str = Field(description="The plan steps' service code", examples=["iud_followup"])
+    name: str = Field(description="The form's title (zh)")
+    source: str = Field(description="Where the fields come from")
+    note: str = Field(description="Shown with the form (zh)")
+    free_text: bool = Field(
+        description="Keys that are not fields are accepted as notes: text of at most 500 "
+        "characters. notes is accepted on every form"
+    )
+    fields: list[FormFieldOut] = Field(description="In the order the phone shows them")
+
+
+def _field_out(f: FormField) -> FormFieldOut:
+    return FormFieldOut(
+        code=f.code,
+        name=f.name,
+        type=f.type,
+        required=f.required,
+        max_length=f.max_length,
+        min=f.min,
+        max=f.max,
+        unit=f.unit,
+        options=[OptionOut(code=o.code, name=o.name) for o in f.options],
+        note=f.note,
+    )
+
+
+def _form_out(f: Form) -> FormOut:
+    return FormOut(
+        service=f.service,
+        name=f.name,
+        source=f.source,
+        note=f.note,
+        free_text=f.free_text,
+        fields=[_field_out(x) for x in f.fields],
+    )
+
+
+@router.get(
+    "/visit-forms",
+    response_model=list[FormOut],
+    summary="Findings forms: for each service of the plans, the fields a visit records",
+)
+async def list_forms(principal: AnyCaller) -> list[FormOut]:
+    return [_form_out(f) for f in forms().values()]
+
+
+@router.get("/visit-forms/{service}", response_model=FormOut, summary="One service's findings form")
+async def get_form(
+    principal: AnyCaller, service: Annotated[str, PathParam(max_length=64)]
+) -> FormOut:
+    form = forms().get(service)
+    if form is None:
+        raise not_found("随访记录表单", "Visit form")
+    return _form_out(form)
