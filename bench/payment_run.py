@@ -17,8 +17,9 @@ What it does, on one fresh SQLite benefits database (migrated, in a temp dir):
 3. **ceiling**: in another child, one bare ``INSERT INTO bench_bare SELECT ... FROM
    enrollments LIMIT n`` of as many rows as the run made lines, as wide (an account token of
    the same length in each), into a copy of payment_lines with the same four indexes, through
-   the same driver stack (SQLAlchemy asyncio + aiosqlite) and the same page cache the draft
-   gives itself, committed. The same statement into a table without indexes is reported too;
+   the same driver stack (SQLAlchemy asyncio + aiosqlite) and the same per-connection page
+   cache (shared/db.py's pragmas), committed. The same statement into a table without indexes
+   is reported too;
 4. peak memory: each child reports ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` (the peak
    resident set of that process: interpreter, imports and the work; VmHWM as a cross-check)
    and its baseline just before the timed work. The parent imports nothing heavy and loads
@@ -59,9 +60,10 @@ TARGET_MB = 512.0
 
 
 def _period() -> str:
-    from services.benefits.payments import current_period
+    from services.benefits.domain.programs import Period
+    from shared.clock import SystemClock
 
-    return str(current_period().previous())
+    return str(Period.of(SystemClock().today()).previous())
 
 
 def _months_back(period: str, n: int) -> str:
@@ -181,10 +183,14 @@ async def _child_ours(url: str, period: str) -> dict[str, Any]:
     from services.benefits.models import KERNEL
     from services.benefits.payments import PaymentRunIn, create_run
     from shared.auth import Principal, Role
+    from shared.config import Settings
     from shared.db import Database
     from shared.events.outbox import Outbox, UnitOfWork
 
-    db = Database(url)
+    settings = Settings()
+    db = Database(
+        url, pool_size=settings.db_pool_size, sqlite_cache_mib=settings.db_sqlite_cache_mib
+    )
     await db.ping()
     principal = Principal(sub="bench-officer", role=Role.county_officer, region=REGION)
     body = PaymentRunIn(program=PROGRAM, period=period, region=REGION)
@@ -211,7 +217,7 @@ async def _child_ours(url: str, period: str) -> dict[str, Any]:
 async def _child_bare(url: str, rows: int, table: str) -> dict[str, Any]:
     from sqlalchemy import text
 
-    from services.benefits.payments import ACCOUNT_CONTEXT, DRAFT_CACHE_MIB
+    from services.benefits.payments import ACCOUNT_CONTEXT
     from shared.config import Settings
     from shared.crypto import FieldCipher
     from shared.db import Database
@@ -220,13 +226,14 @@ async def _child_bare(url: str, rows: int, table: str) -> dict[str, Any]:
     token = FieldCipher(settings.data_keys, settings.blind_index_key).encrypt(
         "6228480000000000001", context=ACCOUNT_CONTEXT
     )
-    db = Database(url)
+    db = Database(
+        url, pool_size=settings.db_pool_size, sqlite_cache_mib=settings.db_sqlite_cache_mib
+    )
     await db.ping()
     baseline = _peak_mb()["ru_maxrss_mb"]
     started = time.perf_counter()
     async with db.session() as s:
-        # The same page cache the draft gives itself (payments.DRAFT_CACHE_MIB): a fair ceiling.
-        await s.execute(text(f"PRAGMA cache_size = -{DRAFT_CACHE_MIB * 1024}"))
+        # The same page cache as the draft's connection (shared/db.py's pragmas): a fair ceiling.
         result = await s.execute(
             text(
                 f"INSERT INTO {table} (id, run_id, line_no, enrollment_id, claim_id, person_id,"
@@ -408,9 +415,12 @@ def main() -> None:
 def _child(args: list[str]) -> dict[str, Any]:
     kind = args[0]
     if kind == "period":
-        from services.benefits.payments import DRAFT_CACHE_MIB
+        from shared.config import Settings
+        from shared.db import sqlite_cache_kib
 
-        return {"period": _period(), "cache_mib": DRAFT_CACHE_MIB}
+        settings = Settings()
+        kib = sqlite_cache_kib(settings.db_pool_size, settings.db_sqlite_cache_mib)
+        return {"period": _period(), "cache_mib": round(kib / 1024, 1)}
     if kind == "load":
         load(Path(args[1]), int(args[2]), args[3])
         return {}

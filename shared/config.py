@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     visits_database_url: str | None = None
     notify_database_url: str | None = None
     db_pool_size: int = 10
+    # SQLite's page cache, all of a process's connections to one database together: each of
+    # the pool's 2 x db_pool_size connections gets its share (shared/db.py).
+    db_sqlite_cache_mib: int = 256
 
     # Where `lingju run` listens (127.0.0.1 by default: a laptop is not a server).
     host: str = "127.0.0.1"

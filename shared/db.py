@@ -48,18 +48,26 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, sqlite_cache_mib: int = 256) -> None:
         self.url = async_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
-        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        # Up to twice pool_size connections (as many overflow), on either database.
+        kwargs: dict[str, Any] = {
+            "pool_pre_ping": True,
+            "pool_size": pool_size,
+            "max_overflow": pool_size,
+        }
         if self.is_sqlite:
             # A generous busy timeout makes concurrent writers wait instead of failing.
             kwargs["connect_args"] = {"timeout": 30}
-        else:
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self.is_sqlite:
-            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            kib = sqlite_cache_kib(pool_size, sqlite_cache_mib)
+            event.listen(
+                self.engine.sync_engine,
+                "connect",
+                lambda conn, record: _sqlite_pragmas(conn, record, cache_kib=kib),
+            )
         self.sessionmaker = async_sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False
         )
@@ -75,8 +83,17 @@ class Database:
         await self.engine.dispose()
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def sqlite_cache_kib(pool_size: int, total_mib: int) -> int:
+    """One connection's SQLite page cache (KiB): the pool's 2 x pool_size connections share
+    ``total_mib`` equally (256 MiB / 20 = 12.8 MiB each by default), never below SQLite's own
+    2 MiB default."""
+    return max(2048, total_mib * 1024 // (2 * pool_size))
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any, *, cache_kib: int) -> None:
     cur = dbapi_conn.cursor()
+    # KiB (negative): sized so all 2 x pool_size connections together stay within the budget.
+    cur.execute(f"PRAGMA cache_size = -{int(cache_kib)}")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")

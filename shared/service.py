@@ -58,7 +58,11 @@ class Runtime:
         self.name = spec.name
         self.settings = settings
         self.metrics = ServiceMetrics()
-        self.db = Database(settings.database_url(spec.name), pool_size=settings.db_pool_size)
+        self.db = Database(
+            settings.database_url(spec.name),
+            pool_size=settings.db_pool_size,
+            sqlite_cache_mib=settings.db_sqlite_cache_mib,
+        )
         self.tables = spec.kernel
         self.outbox = Outbox(spec.name, spec.kernel)
         self.broker = Broker(settings.nats_url, name=f"lingju-{spec.name}")

@@ -5,10 +5,11 @@ the payee sees every fen and is told (notify); then a death ends what it paid.""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
-from services.benefits.enrolling import current_period
-from shared.clock import today
+from services.benefits.domain.programs import Period
+from shared.clock import FixedClock
 from tests.support import TOWNSHIP, InProcessStack, eventually
 
 COUNTY = "330102"
@@ -59,6 +60,9 @@ def _rows(bank_file: str) -> tuple[list[list[str]], list[str]]:
 
 
 async def test_a_month_paid_and_told_then_nothing_after_death(stack: InProcessStack) -> None:
+    today = date(2026, 6, 15)  # the business day of registry and benefits
+    for service in ("registry", "benefits"):
+        stack.rt(service).clock = FixedClock(today)
     issued = await stack.issue_certificate()
     mother, father = issued["mother"]["id"], issued["father"]["id"]
     for e in await _prepared(stack, [mother, father]):
@@ -79,7 +83,7 @@ async def test_a_month_paid_and_told_then_nothing_after_death(stack: InProcessSt
             201,  # a new account
         )
 
-    month = current_period()
+    month = Period.of(today)
     run, bank_file = await _run_month(stack, str(month))
     rows, total = _rows(bank_file)
     # 10 yuan a month each, from the certificate's month: two lines, 20.00 in all.
@@ -121,7 +125,7 @@ async def test_a_month_paid_and_told_then_nothing_after_death(stack: InProcessSt
     await _ok(
         await stack.registry.post(
             f"/api/v1/persons/{father}/death",
-            json={"date_of_death": today().isoformat(), "reported_by": "家属"},
+            json={"date_of_death": today.isoformat(), "reported_by": "家属"},
             headers=stack.auth("township_officer", TOWNSHIP),
         ),
         201,

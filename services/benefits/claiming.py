@@ -22,8 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.benefits.domain.claims import approvable, remaining
 from services.benefits.domain.eligibility import Eligibility, evaluate
-from services.benefits.domain.programs import Program
-from services.benefits.enrolling import current_period
+from services.benefits.domain.programs import Period, Program
 from services.benefits.events import ClaimDecided, programs
 from services.benefits.facts import load_facts
 from services.benefits.models import Claim, ClaimCap, FamilyFacts, PersonFacts
@@ -166,12 +165,14 @@ def claim_program(code: str) -> Program:
     return program
 
 
-async def require_eligible(session: AsyncSession, program: Program, person_id: str) -> Eligibility:
-    """Decide from benefits' own read models (never by asking the registry)."""
+async def require_eligible(
+    session: AsyncSession, program: Program, person_id: str, period: Period
+) -> Eligibility:
+    """Decide for ``period`` from benefits' own read models (never by asking the registry)."""
     facts = await load_facts(session, person_id)
     if facts is None:
         raise not_found("居民", "Person")
-    result = evaluate(program, facts, current_period())
+    result = evaluate(program, facts, period)
     if not result.eligible:
         raise Problem(
             422,
@@ -261,7 +262,8 @@ async def submit_claim(
         raise not_found("居民", "Person")
     if principal.role is not Role.resident:
         principal.require_region(person.region_code)
-    await require_eligible(s, program, person.person_id)
+    period = Period.of(uow.clock.today())
+    await require_eligible(s, program, person.person_id, period)
     couple_key = await couple_key_of(s, person.person_id)
     assert program.cap_fen is not None  # claim_program guarantees it
     cap_fen, used_fen = (await cap_state(s, {(program.code, couple_key)})).get(
@@ -270,7 +272,6 @@ async def submit_claim(
     if remaining(cap_fen, used_fen) == 0:
         # A claim that can never be approved is refused at the door, not left in a queue.
         raise cap_reached(cap_fen, used_fen)
-    period = current_period()
     claim = Claim(
         id=str(uuid.uuid4()),
         claim_no=f"CL-{period.year:04d}{period.month:02d}-{secrets.token_hex(5).upper()}",
@@ -430,7 +431,7 @@ async def approve_claim(
     program = claim_program(claim.program)
     # The facts may have changed since submission (a death, a child registered): decide on
     # today's facts, not on those the claim was filed under.
-    await require_eligible(s, program, claim.person_id)
+    await require_eligible(s, program, claim.person_id, Period.of(uow.clock.today()))
     # The claim first: a second approval of the same claim stops here, before the cap row.
     await _guard(s, claim, expected, status=APPROVED, decided_by=principal.sub, decided_at=utcnow())
     reserved = await reserve_under_cap(

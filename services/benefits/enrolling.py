@@ -40,7 +40,6 @@ from services.benefits.models import (
     PersonFacts,
 )
 from shared.auth import Principal, Role, require_checker
-from shared.clock import today
 from shared.concurrency import Expected, versioned_update
 from shared.db import utcnow
 from shared.errors import Problem, not_found
@@ -49,11 +48,6 @@ from shared.events.outbox import UnitOfWork
 log = logging.getLogger("lingju.benefits.enrolling")
 
 SYSTEM = "system"  # the maker of enrollments founded on events; never an officer's sub
-
-
-def current_period() -> Period:
-    """The county's month now (Asia/Shanghai): the one benefits owe, run and check for."""
-    return Period.of(today())
 
 
 def _str(period: Period | None) -> str | None:
@@ -254,7 +248,7 @@ async def found(
         return None
     facts = await facts_for(session, program, person_id)
     assert facts is not None
-    e = evaluate(program, facts, as_of or current_period())
+    e = evaluate(program, facts, as_of or Period.of(uow.clock.today()))
     window = rules.pays_window(e, not_before)
     if window is None:
         log.info(
@@ -529,7 +523,8 @@ async def apply(uow: UnitOfWork, body: Application, principal: Principal) -> Enr
     await _living_person(session, payee_id, "payee_id")
     facts = await facts_for(session, program, person.person_id, frozenset(body.disabled_child_ids))
     assert facts is not None
-    e = evaluate(program, facts, current_period())
+    today = uow.clock.today()
+    e = evaluate(program, facts, Period.of(today))
     window = rules.pays_window(e, await founding_issue_month(session, program, person.person_id))
     if not e.eligible or window is None:
         raise NotEligible(e)
@@ -544,7 +539,7 @@ async def apply(uow: UnitOfWork, body: Application, principal: Principal) -> Enr
         reasons.append(f"经办人说明：{body.note}")
     enrollment_id = str(uuid.uuid4())
     # Each application is its own founding: after a rejection, a new one may be made.
-    founding = Founding("application", enrollment_id, today(), principal.sub)
+    founding = Founding("application", enrollment_id, today, principal.sub)
     enrollment = _create(
         uow, program, person, payee_id, e, window, founding, reasons, enrollment_id
     )
@@ -641,7 +636,9 @@ async def confirm(
             region_code=fresh.region_code,
             pays_from=fresh.pays_from,
             pays_until=fresh.pays_until,
-            monthly_fen=monthly_amount(program, fresh.region_code, current_period(), fresh.case),
+            monthly_fen=monthly_amount(
+                program, fresh.region_code, Period.of(uow.clock.today()), fresh.case
+            ),
         ),
         subject=fresh.id,
     )

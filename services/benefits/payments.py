@@ -56,7 +56,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.benefits.domain import payments as rules
 from services.benefits.domain.programs import Period, Program, monthly_amount
-from services.benefits.enrolling import current_period
 from services.benefits.events import PaymentDisbursed, PaymentFailed, programs
 from services.benefits.models import (
     ChildLink,
@@ -363,7 +362,7 @@ async def create_run(
     and region (200): never a second set of lines."""
     program = _program(body.program)
     period = Period.parse(body.period)
-    if period > current_period():
+    if period > Period.of(uow.clock.today()):
         raise Problem(
             422,
             "period_in_future",
@@ -423,28 +422,8 @@ async def create_run(
     return 201, run_out(run)
 
 
-# SQLite's default page cache is 2 MiB: a draft of a million lines then thrashes while it
-# sorts the groups and maintains payment_lines' four indexes. The draft's connection gets this
-# much for the statement, then its old setting back (bench/payment_run.py: 160 MiB keeps the
-# draft's peak RSS near 400 MB; 256 MiB was barely faster and went past 512 MB).
-# PostgreSQL sizes its own buffers.
-DRAFT_CACHE_MIB = 160
-
-
 async def draft_lines(session: AsyncSession, run: PaymentRun, program: Program) -> None:
     """Compute the run's lines and totals, set-based (see the module docstring)."""
-    if session.bind.dialect.name == "sqlite":
-        before = (await session.execute(text("PRAGMA cache_size"))).scalar_one()
-        await session.execute(text(f"PRAGMA cache_size = -{DRAFT_CACHE_MIB * 1024}"))
-        try:
-            await _draft_lines(session, run, program)
-        finally:
-            await session.execute(text(f"PRAGMA cache_size = {int(before)}"))
-    else:
-        await _draft_lines(session, run, program)
-
-
-async def _draft_lines(session: AsyncSession, run: PaymentRun, program: Program) -> None:
     params = {
         "run_id": run.id,
         "program": program.code,

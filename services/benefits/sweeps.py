@@ -49,7 +49,7 @@ async def run_enrollment_sweeps(rt: Runtime) -> None:
     """A worker: sweep once at start, then every six hours (the day turns in Beijing)."""
     while True:
         try:
-            result = await rt.inflight.run(sweep_enrollments(rt, enrolling.today()))
+            result = await rt.inflight.run(sweep_enrollments(rt, rt.clock.today()))
             log.info(
                 "enrollment sweep %s: %d founded, %d aged out",
                 result.as_of,

@@ -12,7 +12,7 @@ from services.registry.domain import applications as rules
 from services.registry.events import ApplicationOverdue
 from services.registry.models import Application
 from services.registry.usecases.applications import ON_THE_CLOCK
-from services.registry.usecases.common import catalogue, today
+from services.registry.usecases.common import catalogue
 from shared.db import utcnow
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ async def sweep_overdue(rt: Runtime, batch: int = 200) -> int:
                 select(Application)
                 .where(
                     Application.status.in_(ON_THE_CLOCK),
-                    Application.due_date < today(),
+                    Application.due_date < uow.clock.today(),
                     Application.overdue_at.is_(None),
                 )
                 .order_by(Application.due_date, Application.id)

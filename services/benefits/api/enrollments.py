@@ -327,7 +327,7 @@ class SweepOut(BaseModel):
     summary="Run the daily enrollment sweep for a given day (default: today in Beijing)",
 )
 async def run_sweep(rt: RuntimeDep, _: Admin, as_of: date | None = None) -> SweepOut:
-    result = await sweeps.sweep_enrollments(rt, as_of or enrolling.today())
+    result = await sweeps.sweep_enrollments(rt, as_of or rt.clock.today())
     return SweepOut(
         as_of=result.as_of, period=result.period, created=result.created, aged_out=result.aged_out
     )

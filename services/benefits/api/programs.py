@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.benefits.domain.eligibility import Child, Facts, Person, evaluate
 from services.benefits.domain.programs import AmountRule, Period, Program, rule_in_force
-from services.benefits.enrolling import current_period
 from services.benefits.events import programs
 from services.benefits.facts import load_facts
 from services.benefits.models import PersonFacts
@@ -38,8 +37,9 @@ Staff = Annotated[
 ]
 
 
-def _period(text: str | None) -> Period:
-    return Period.parse(text) if text else current_period()
+def _period(text: str | None, today: date) -> Period:
+    """The month asked about, or the county's month on ``today``."""
+    return Period.parse(text) if text else Period.of(today)
 
 
 # -- GET /programs ----------------------------------------------------------------------------
@@ -117,10 +117,11 @@ def _program_out(program: Program, region: str, period: Period) -> ProgramOut:
 )
 async def list_programs(
     principal: AnyCaller,
+    rt: RuntimeDep,
     period: Annotated[str | None, Query(pattern=PERIOD_PATTERN)] = None,
 ) -> list[ProgramOut]:
     # A token without a region (a national admin) sees the national defaults.
-    when = _period(period)
+    when = _period(period, rt.clock.today())
     return [_program_out(p, principal.region, when) for p in programs().values()]
 
 
@@ -239,7 +240,7 @@ class EligibilityCheckOut(BaseModel):
 async def check_eligibility(
     body: EligibilityCheckIn, principal: Staff, rt: RuntimeDep
 ) -> EligibilityCheckOut:
-    as_of = _period(body.as_of)
+    as_of = _period(body.as_of, rt.clock.today())
     if body.person_id is not None:
         async with rt.db.session() as s:
             row = await s.get(PersonFacts, body.person_id)

@@ -100,7 +100,9 @@ async def born(
     father_id: str | None = None,
     birth_date: date | None = None,
 ) -> dict[str, Any]:
-    """A birth recorded by an officer through registry's birth endpoint."""
+    """A birth recorded by an officer through registry's birth endpoint (by default on the
+    registry's business day)."""
+    rt = stack.rt("registry")
     r = await stack.registry.post(
         "/api/v1/births",
         json={
@@ -109,7 +111,7 @@ async def born(
             "child": {
                 "name": "李小宝",
                 "sex": "male",
-                "birth_date": (birth_date or date.today()).isoformat(),
+                "birth_date": (birth_date or rt.clock.today()).isoformat(),
                 "hospital": "上城区妇幼保健院",
                 "birth_certificate_no": f"Q{uuid.uuid4().hex[:9]}",
             },

@@ -16,7 +16,7 @@ from services.benefits.tests.enrollment_support import (
     send,
     wait_for,
 )
-from services.registry.usecases.common import today
+from shared.clock import FixedClock
 from tests.support import TOWNSHIP, InProcessStack, eventually, published
 from tests.test_event_delivery import envelope, handled, publish
 
@@ -59,9 +59,11 @@ async def _die(stack: InProcessStack, person_id: str, on: date) -> None:
 async def test_a_revoked_certificate_ends_the_enrollments_it_founded(
     stack: InProcessStack,
 ) -> None:
+    for service in ("registry", "benefits"):
+        stack.rt(service).clock = FixedClock(date(2026, 6, 15))
     cert, holders = await _issued_and_enrolled(stack)
-    await _revoke(stack, cert["certificate_no"])
-    month = f"{today():%Y-%m}"
+    await _revoke(stack, cert["certificate_no"])  # revoked on 2026-06-15
+    month = "2026-06"
 
     async def ended() -> list[dict[str, Any]]:
         items = [e for p in holders for e in await stack.enrollments_of(p)]

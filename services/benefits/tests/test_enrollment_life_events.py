@@ -8,7 +8,6 @@ from datetime import date
 from typing import Any
 
 from services.benefits.domain.programs import Period
-from services.benefits.enrolling import current_period
 from services.benefits.tests.enrollment_support import (
     ENDED,
     ENROLLMENTS,
@@ -24,6 +23,7 @@ from services.benefits.tests.enrollment_support import (
     set_columns,
     wait_for,
 )
+from shared.clock import FixedClock
 from tests.support import InProcessStack, eventually, published
 
 
@@ -79,11 +79,14 @@ async def test_a_birth_founds_the_childcare_subsidy_paid_to_the_mother(
 
 
 async def test_a_birth_seen_twice_founds_one_subsidy(stack: InProcessStack) -> None:
+    for service in ("registry", "benefits"):
+        stack.rt(service).clock = FixedClock(date(2026, 6, 15))
     mother = await stack.register_person(date(1995, 3, 1), "female")
-    birth = await born(stack, mother["id"])
+    birth = await born(stack, mother["id"])  # born on the registry's day
+    assert birth["child"]["birth_date"] == "2026-06-15"
     child_id = birth["child"]["id"]
     [e] = await wait_for(stack, _statuses("pending_review"), person_id=child_id)
-    assert e["pays_from"] == str(current_period())
+    assert e["pays_from"] == "2026-06"
     [event] = await published(stack, "registry", "lingju.registry.child.born")
     before = await stack.count_rows("benefits", "event_inbox")
     # The same birth under a new event id (a second report path): the inbox cannot tell.

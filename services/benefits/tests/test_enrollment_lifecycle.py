@@ -7,7 +7,6 @@ import asyncio
 from datetime import date
 from typing import Any
 
-from services.benefits.enrolling import current_period
 from services.benefits.tests.enrollment_support import (
     ACTIVATED,
     CREATED,
@@ -20,6 +19,7 @@ from services.benefits.tests.enrollment_support import (
     officer,
     wait_for,
 )
+from shared.clock import FixedClock
 from tests.support import (
     OTHER_TOWNSHIP,
     TOWNSHIP,
@@ -46,8 +46,10 @@ async def _issued(stack: InProcessStack) -> tuple[dict[str, Any], list[dict[str,
 async def test_a_certificate_founds_pending_enrollments_a_second_officer_confirms(
     stack: InProcessStack,
 ) -> None:
-    cert, found = await _issued(stack)
-    month = str(current_period())
+    for service in ("registry", "benefits"):
+        stack.rt(service).clock = FixedClock(date(2026, 6, 15))
+    cert, found = await _issued(stack)  # issued on 2026-06-15
+    month = "2026-06"
     for e, who in zip(found, ("mother", "father"), strict=True):
         assert e["program"] == "only_child_parent_reward"
         assert e["program_name"] == "独生子女父母奖励费"

@@ -24,7 +24,8 @@ from services.benefits.models import (
     PaymentLine,
     PersonFacts,
 )
-from services.benefits.payments import ACCOUNT_CONTEXT, current_period
+from services.benefits.payments import ACCOUNT_CONTEXT
+from shared.clock import FixedClock
 from tests.support import OTHER_TOWNSHIP, TOWNSHIP, VILLAGE, InProcessStack
 
 RURAL = "rural_reward_assistance"
@@ -330,7 +331,8 @@ async def test_a_yearly_program_is_run_in_its_pay_month_only(stack: InProcessSta
 
 
 async def test_periods_programs_and_open_runs_are_checked(stack: InProcessStack) -> None:
-    future = str(current_period().next())
+    stack.rt("benefits").clock = FixedClock(date(2026, 6, 30))
+    future = "2026-07"
     problem(
         await stack.benefits.post(
             "/api/v1/payment-runs",

@@ -10,7 +10,6 @@ from typing import Any
 from sqlalchemy import select
 
 from services.benefits.domain.programs import Period
-from services.benefits.enrolling import today
 from services.benefits.models import CertificateFacts
 from services.benefits.tests.enrollment_support import (
     ENDED,
@@ -21,6 +20,7 @@ from services.benefits.tests.enrollment_support import (
     honor_family,
     wait_for,
 )
+from shared.clock import FixedClock
 from tests.support import TOWNSHIP, InProcessStack, eventually, published
 
 SWEEP = "/api/v1/admin/sweeps/enrollments"
@@ -43,10 +43,20 @@ async def _known(stack: InProcessStack, family: dict[str, Any]) -> None:
     await eventually(arrived)
 
 
+DAY = date(2026, 6, 15)  # the business day the certificates below are issued on
+
+
+def _on_day(stack: InProcessStack) -> date:
+    """Registry (which issues the certificates) and benefits both stand still on DAY."""
+    for service in ("registry", "benefits"):
+        stack.rt(service).clock = FixedClock(DAY)
+    return DAY
+
+
 def _next_month() -> Period:
-    """The certificates of these tests are issued today: the sweeps run after that, in the
+    """The certificates of these tests are issued on DAY: the sweeps run after that, in the
     month the parents turn 60 (nothing is owed before the certificate's month)."""
-    return Period.of(today()).next()
+    return Period.of(DAY).next()
 
 
 def _last_day(p: Period) -> date:
@@ -56,6 +66,7 @@ def _last_day(p: Period) -> date:
 async def test_the_rural_reward_at_60_for_a_birthday_on_the_1st_and_the_31st(
     stack: InProcessStack,
 ) -> None:
+    _on_day(stack)
     turns = _next_month()
     born_on = date(turns.year - 60, turns.month, 1)
     family = await honor_family(
@@ -103,6 +114,7 @@ async def test_the_rural_reward_at_60_for_a_birthday_on_the_1st_and_the_31st(
 
 
 async def test_the_rural_reward_for_a_29_february_birthday(stack: InProcessStack) -> None:
+    _on_day(stack)
     # The first February from next month on whose year, 60 years back, was a leap year.
     turns = next(
         Period(y, 2)
@@ -132,14 +144,15 @@ async def test_a_holder_long_past_60_is_owed_from_the_certificate_month(
 ) -> None:
     """The certificate is what makes the family eligible: a mother who turned 60 in 2012 and
     got it today is owed from this month, not fourteen years of back pay."""
+    today = _on_day(stack)
     family = await honor_family(
         stack, mother_birth=date(1952, 3, 15), father_birth=date(1949, 12, 31)
     )
     await _known(stack, family)
-    created = (await sweep(stack, today().isoformat()))["created"]
+    created = (await sweep(stack, today.isoformat()))["created"]
     assert len(created) == 2
     for e in await enrollments(stack, program=RURAL):
-        assert e["pays_from"] == str(Period.of(today()))
+        assert e["pays_from"] == str(Period.of(today)) == "2026-06"
 
 
 async def test_an_urban_or_revoked_holder_is_not_swept_in(stack: InProcessStack) -> None:

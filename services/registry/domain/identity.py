@@ -26,6 +26,11 @@ class IdentityFacts:
 
 
 def parse_id_number(value: str, today: date | None = None) -> IdentityFacts:
+    """Validate and read an ID number; with ``today``, a birth date after it is refused too.
+
+    Without ``today`` (a request validator, a search) only shape and checksum are checked:
+    the use case checks the birth date on its own business day (``uow.clock``).
+    """
     try:
         number = ric.validate(value)
     except stdnum_errors.InvalidChecksum as e:
@@ -41,7 +46,7 @@ def parse_id_number(value: str, today: date | None = None) -> IdentityFacts:
     except stdnum_errors.ValidationError as e:
         raise InvalidIdNumber("身份证号无效", "ID number is invalid") from e
     birth = ric.get_birth_date(number)
-    if birth > (today or date.today()):
+    if today is not None and birth > today:
         raise InvalidIdNumber(
             "身份证号中的出生日期晚于今天", "ID number birth date is in the future"
         )

@@ -7,11 +7,9 @@ import re
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import update
-
 from services.registry.deadlines import sweep_overdue
 from services.registry.domain.applications import LoggedAction, replay
-from services.registry.models import Application
+from shared.clock import FixedClock
 from tests.support import OTHER_TOWNSHIP, TOWNSHIP, VILLAGE, InProcessStack, published
 
 PROBLEM = "application/problem+json"
@@ -254,14 +252,11 @@ async def test_revocation(stack: InProcessStack) -> None:
 
 
 async def test_overdue_sweep_announces_once_and_queues_show_it(stack: InProcessStack) -> None:
+    clock = FixedClock(date(2026, 6, 1))
+    stack.rt("registry").clock = clock
     app = await stack.submit_application()
+    clock.set(date.fromisoformat(app["due_date"]) + timedelta(days=1))  # the day after it was due
     await stack.submit_application()  # on time
-    async with stack.rt("registry").db.session() as s, s.begin():
-        await s.execute(
-            update(Application)
-            .where(Application.id == app["id"])
-            .values(due_date=date.today() - timedelta(days=1))
-        )
     assert await sweep_overdue(stack.rt("registry")) == 1
     assert await sweep_overdue(stack.rt("registry")) == 0
     overdue = await published(stack, "registry", "lingju.registry.application.overdue")

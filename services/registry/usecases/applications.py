@@ -39,7 +39,6 @@ from services.registry.usecases.common import (
     catalogue,
     fallback_holidays,
     require_person_access,
-    today,
 )
 from shared.auth import Principal, Role
 from shared.concurrency import Expected, versioned_update
@@ -53,7 +52,10 @@ ON_THE_CLOCK = (rules.Status.submitted.value, rules.Status.in_review.value)
 
 
 def application_out(
-    app: Application, ctype: rules.CertificateType, certificate_no: str | None = None
+    app: Application,
+    ctype: rules.CertificateType,
+    today: date,
+    certificate_no: str | None = None,
 ) -> ApplicationOut:
     provided = {m["code"] for m in app.materials}
     return ApplicationOut(
@@ -64,7 +66,7 @@ def application_out(
         status=app.status,
         level=rules.waiting_level(rules.Status(app.status), app.level_index, ctype.levels),
         due_date=app.due_date,
-        overdue=app.status in ON_THE_CLOCK and app.due_date < today(),
+        overdue=app.status in ON_THE_CLOCK and app.due_date < today,
         submitted_via=app.submitted_via,  # type: ignore[arg-type]
         submitted_by_role=app.submitted_by_role,
         version=app.version,
@@ -171,7 +173,7 @@ async def submit_application(
     provided = {m.code for m in body.materials}
     missing = ctype.missing_materials(provided)
     status = rules.Status.materials_required if missing else rules.Status.submitted
-    submitted = today()
+    submitted = uow.clock.today()
     app = Application(
         id=str(uuid.uuid4()),
         application_no=f"SQ{submitted:%Y%m%d}{secrets.token_hex(4).upper()}",
@@ -190,7 +192,7 @@ async def submit_application(
     _log(uow, app, "submit", principal, status)
     if missing:
         _materials_requested(uow, app, missing)
-    return 201, application_out(app, ctype)
+    return 201, application_out(app, ctype, submitted)
 
 
 async def supplement_materials(
@@ -225,7 +227,7 @@ async def supplement_materials(
     elif app.status == rules.Status.materials_required:
         # Complete: the application is accepted (受理) today and the time limit starts now.
         status = rules.Status.submitted
-        values["due_date"] = _due_date(ctype, today())
+        values["due_date"] = _due_date(ctype, uow.clock.today())
     else:  # returned: back to the level that returned it
         status = rules.Status.submitted if app.level_index == 0 else rules.Status.in_review
     values["status"] = status.value
@@ -234,7 +236,7 @@ async def supplement_materials(
     await uow.session.refresh(app)
     if missing:
         _materials_requested(uow, app, missing)
-    return application_out(app, ctype)
+    return application_out(app, ctype, uow.clock.today())
 
 
 # -- review, issue, revocation --------------------------------------------------------------------
@@ -305,7 +307,7 @@ async def review_application(
         ),
         subject=app.id,
     )
-    return application_out(app, ctype, certificate_no)
+    return application_out(app, ctype, uow.clock.today(), certificate_no)
 
 
 async def _next_sequence(uow: UnitOfWork, county_code: str, year: int) -> int:
@@ -331,7 +333,7 @@ async def _next_sequence(uow: UnitOfWork, county_code: str, year: int) -> int:
 async def _issue_certificate(
     uow: UnitOfWork, app: Application, ctype: rules.CertificateType
 ) -> str:
-    issued_on = today()
+    issued_on = uow.clock.today()
     county = app.region_code[:6]
     number = rules.certificate_number(
         county, issued_on.year, await _next_sequence(uow, county, issued_on.year)
@@ -395,11 +397,12 @@ async def revoke_certificate(
 ) -> CertificateOut:
     cert = await _certificate(uow, certificate_no)
     principal.require_region(cert.region_code)
+    revoked_on = uow.clock.today()
     # Guarded like every transition: of two revocations one wins.
     result = await uow.session.execute(
         update(Certificate)
         .where(Certificate.id == cert.id, Certificate.status == "valid")
-        .values(status="revoked", revoked_on=today(), revoke_reason=body.reason)
+        .values(status="revoked", revoked_on=revoked_on, revoke_reason=body.reason)
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
@@ -425,7 +428,7 @@ async def revoke_certificate(
             certificate_type=cert.type,
             holder_ids=cert.holder_ids,
             region_code=cert.region_code,
-            revoked_on=today(),
+            revoked_on=revoked_on,
             reason=body.reason,
         ),
         subject=cert.id,
@@ -509,7 +512,8 @@ async def get_application(
         )
     ).all()
     history = [ActionOut.model_validate(a, from_attributes=True) for a in actions]
-    out = application_out(app, catalogue()[app.type], await certificate_no_of(uow, app.id))
+    number = await certificate_no_of(uow, app.id)
+    out = application_out(app, catalogue()[app.type], uow.clock.today(), number)
     return out, history
 
 
@@ -527,6 +531,7 @@ async def list_applications(
     """An officer's queue, soonest due first."""
     region = region or principal.region
     principal.require_region(region)
+    today = uow.clock.today()
     a = Application
     q = select(a).where(a.region_code.startswith(region))
     if status:
@@ -534,9 +539,9 @@ async def list_applications(
     if type_:
         q = q.where(a.type == type_)
     if overdue is True:
-        q = q.where(a.status.in_(ON_THE_CLOCK), a.due_date < today())
+        q = q.where(a.status.in_(ON_THE_CLOCK), a.due_date < today)
     elif overdue is False:
-        q = q.where(or_(a.status.not_in(ON_THE_CLOCK), a.due_date >= today()))
+        q = q.where(or_(a.status.not_in(ON_THE_CLOCK), a.due_date >= today))
     after = decode_cursor(cursor, 2)
     if after:
         due = cursor_date(after[0])
@@ -553,7 +558,7 @@ async def list_applications(
         ).all()
     )
     cat = catalogue()
-    items = [application_out(r, cat[r.type], numbers.get(r.id)) for r in page]
+    items = [application_out(r, cat[r.type], today, numbers.get(r.id)) for r in page]
     last = rows[limit - 1] if len(rows) > limit else None
     return Page[ApplicationOut](
         items=items, next_cursor=encode_cursor(last.due_date.isoformat(), last.id) if last else None

@@ -1,4 +1,4 @@
-"""What every registry use case shares: the catalogue, business dates, record access."""
+"""What every registry use case shares: the catalogue, ID numbers, record access."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from services.registry.domain import applications as rules
+from services.registry.domain.identity import IdentityFacts, InvalidIdNumber, parse_id_number
 from services.registry.models import Person
 from shared.auth import Principal, Role
-from shared.clock import today  # noqa: F401  (re-exported: business days are Beijing days)
 from shared.errors import Problem
 
 CATALOGUE_FILE = Path(__file__).parent.parent / "certificate_types.toml"
@@ -32,6 +32,20 @@ def catalogue() -> dict[str, rules.CertificateType]:
 def fallback_holidays() -> frozenset[date]:
     """Holidays for years the official calendar library does not cover yet."""
     return frozenset(date.fromisoformat(d) for d in _catalogue_file().get("fallback_holidays", []))
+
+
+def identity_or_422(id_number: str, today: date, field: str) -> IdentityFacts:
+    """The ID number's facts on the business day ``today`` (a birth after it is refused)."""
+    try:
+        return parse_id_number(id_number, today=today)
+    except InvalidIdNumber as e:
+        raise Problem(
+            422,
+            "validation_failed",
+            f"{field}: {e}",
+            f"{field}: {e.english}",
+            errors=[{"field": field, "message": str(e)}],
+        ) from e
 
 
 def require_person_access(principal: Principal, person: Person) -> None:

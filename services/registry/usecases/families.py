@@ -12,7 +12,7 @@ from services.registry.api.family_schemas import ChildLinkIn, FamilyIn, FamilyOu
 from services.registry.domain import families as rules
 from services.registry.events import FamilyChildLinked, FamilyRegistered
 from services.registry.models import Family, FamilyChild, Person
-from services.registry.usecases.common import require_person_access, today
+from services.registry.usecases.common import require_person_access
 from services.registry.usecases.persons import change_person
 from shared.auth import Principal, Role
 from shared.concurrency import versioned_update
@@ -126,7 +126,7 @@ async def register_family(
         for i, cid in enumerate(body.children_ids)
     ]
     try:
-        rules.check_couple(facts(wife), facts(husband), body.marriage_date, today())
+        rules.check_couple(facts(wife), facts(husband), body.marriage_date, uow.clock.today())
         rules.check_children(facts(wife), facts(husband), [facts(c) for c in children])
     except rules.RuleBroken as e:
         raise rule_problem(e) from e

@@ -9,10 +9,9 @@ from sqlalchemy import or_, select
 
 from services.registry.api.family_schemas import BirthIn, BirthOut, DeathIn, DeathOut
 from services.registry.domain import families as rules
-from services.registry.domain.identity import parse_id_number
 from services.registry.events import ChildBorn, PersonDied, PersonRegistered
 from services.registry.models import Birth, Death, Family, FamilyChild, Person
-from services.registry.usecases.common import ID_CONTEXT, today
+from services.registry.usecases.common import ID_CONTEXT, identity_or_422
 from services.registry.usecases.families import (
     add_child,
     facts,
@@ -42,14 +41,15 @@ async def register_birth(
     principal.require_region(mother.region_code)
     father = await person_or_422(uow, body.father_id, "father_id") if body.father_id else None
     kid = body.child
-    identity = parse_id_number(kid.id_number, today=today()) if kid.id_number else None
+    today = uow.clock.today()
+    identity = identity_or_422(kid.id_number, today, "child.id_number") if kid.id_number else None
     try:
         rules.check_birth(
             facts(mother),
             facts(father) if father else None,
             birth_date=kid.birth_date,
             sex=kid.sex,
-            today=today(),
+            today=today,
             id_birth_date=identity.birth_date if identity else None,
             id_sex=identity.sex if identity else None,
         )
@@ -164,7 +164,7 @@ async def record_death(
 ) -> tuple[int, DeathOut]:
     principal.require_region(person.region_code)
     try:
-        rules.check_death(facts(person), body.date_of_death, today())
+        rules.check_death(facts(person), body.date_of_death, uow.clock.today())
     except rules.RuleBroken as e:
         raise rule_problem(e) from e
     # Guarded write: of two reports of one death at the same moment, one records it.

@@ -11,7 +11,7 @@ from services.registry.api.schemas import PersonIn, PersonOut, PersonPatch
 from services.registry.domain.identity import parse_id_number
 from services.registry.events import PersonRegistered, PersonUpdated
 from services.registry.models import Person
-from services.registry.usecases.common import ID_CONTEXT, require_person_access, today
+from services.registry.usecases.common import ID_CONTEXT, identity_or_422, require_person_access
 from shared.auth import Principal, Role
 from shared.concurrency import Expected, versioned_update
 from shared.crypto import FieldCipher, mask_id_number
@@ -46,7 +46,7 @@ async def register_person(
     uow: UnitOfWork, cipher: FieldCipher, body: PersonIn, principal: Principal
 ) -> tuple[int, PersonOut]:
     principal.require_region(body.region_code)
-    facts = parse_id_number(body.id_number, today=today())
+    facts = identity_or_422(body.id_number, uow.clock.today(), "id_number")
     index = cipher.blind_index(facts.id_number, context=ID_CONTEXT)
     exists = await uow.session.scalar(select(Person.id).where(Person.id_number_index == index))
     if exists:

@@ -8,7 +8,7 @@ from services.registry.api.schemas import ProgressOut, VerificationOut
 from services.registry.domain import applications as rules
 from services.registry.models import Application, Certificate, Person
 from services.registry.usecases.applications import ON_THE_CLOCK
-from services.registry.usecases.common import catalogue, today
+from services.registry.usecases.common import catalogue
 from shared.errors import Problem
 from shared.events.outbox import UnitOfWork
 
@@ -40,7 +40,7 @@ async def progress(uow: UnitOfWork, application_no: str, phone_last4: str) -> Pr
         status=app.status,
         next_step=rules.NEXT_STEP_ZH[status],
         due_date=app.due_date,
-        overdue=app.status in ON_THE_CLOCK and app.due_date < today(),
+        overdue=app.status in ON_THE_CLOCK and app.due_date < uow.clock.today(),
     )
 
 
@@ -54,7 +54,7 @@ async def verify_certificate(
         return VerificationOut(certificate_no=certificate_no, result="unknown")
     if cert.status == "revoked":
         result = "revoked"
-    elif cert.valid_until is not None and cert.valid_until < today():
+    elif cert.valid_until is not None and cert.valid_until < uow.clock.today():
         result = "expired"
     else:
         result = "valid"
