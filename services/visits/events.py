@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from services.visits import tasks
+from services.visits import plan_runs, tasks
 from services.visits.domain.plans import Plan, parse_plans
 from services.visits.models import PersonFacts
 from shared.events import CloudEvent, EventData
@@ -180,11 +180,21 @@ class PersonRegisteredView(ConsumedData):
 
 
 async def on_person_facts(uow: UnitOfWork, event: CloudEvent) -> None:
-    """person.registered and person.updated keep visits' copy of the person's facts."""
+    """person.registered and person.updated keep visits' copy of the person's facts; a new
+    village moves the person's open tasks (or cancels them, out of the county), and the age
+    plans that are now theirs start."""
     data = PersonRegisteredView.model_validate(event.data)
-    await apply_copy(
+    known = await uow.session.get(PersonFacts, data.person_id)
+    old_region = known.region_code if known is not None else None
+    applied = await apply_copy(
         uow, PersonFacts, "person_id", data.model_dump(exclude={"version"}), data.version
     )
+    if not applied:
+        return  # an older picture than the copy's: it changes nothing
+    await uow.session.flush()
+    if old_region is not None and old_region != data.region_code:
+        await plan_runs.move_person(uow, data.person_id, old_region, data.region_code)
+    await plan_runs.start_age_plans(uow, data.person_id)
 
 
 class ChildBornView(ConsumedData):

@@ -276,3 +276,42 @@ class SyncLog(Base, table=True):
     entity: str = Field(max_length=10)  # task | person
     entity_id: str = Field(max_length=36)
     scope: str = Field(max_length=90)  # a:<assignee sub> | r:<region code>
+
+
+OPEN_RUN = "ended_on IS NULL"
+
+
+class PlanRun(Base, table=True):
+    """A person's enrollment in a plan (DHIS2's "enrollment"): started once per (plan, person,
+    source_ref) by the trigger (``source_ref`` "age" for an age plan), it remembers up to which
+    day a repeating step has been generated, so the extension sweep (``plan_runs.py``) carries
+    repeats on past the first horizon, and it ends early (IUD removed, death, moved out of the
+    county), after which it generates nothing more.
+    """
+
+    __tablename__ = "plan_runs"
+    __table_args__ = (
+        UniqueConstraint("plan", "person_id", "source_ref", name="uq_plan_runs_generation"),
+        # The extension sweep: open runs by how far they have been generated.
+        Index(
+            "ix_plan_runs_open_through",
+            "plan",
+            "generated_through",
+            sqlite_where=text(OPEN_RUN),
+            postgresql_where=text(OPEN_RUN),
+        ),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    plan: str = Field(max_length=64)
+    person_id: str = Field(max_length=36, index=True)
+    source_ref: str = Field(max_length=80)  # as on the run's tasks
+    anchor_on: date
+    # An age plan's last day in its range (the day before the birthday past the last age).
+    until_on: date | None = Field(default=None, nullable=True)
+    generated_through: date  # repeats are generated up to (and including) this due date
+    ended_on: date | None = Field(default=None, nullable=True)
+    ended_reason: str | None = Field(default=None, max_length=40)  # iud_removed | death | ...
+    version: int = 1
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)

@@ -29,8 +29,10 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.visits import plan_runs
 from services.visits.domain.plans import PROCEDURE_EVENT, Plan
 from services.visits.events import ProcedureRecorded, VisitRecorded, plans
+from services.visits.forms import findings_errors
 from services.visits.models import PersonFacts, Procedure, Station, Task, VisitRecord
 from services.visits.tasks import _assignees, start_plan
 from shared import clock
@@ -232,6 +234,16 @@ async def _task(session: AsyncSession, task_id: str) -> Task:
     return task
 
 
+def _service_of(task: Task) -> str:
+    """The service whose form a task's findings follow; an extra visit or a referral
+    ("<step>_extra", "<step>_referral") follows the step it came from."""
+    plan = plans().get(task.plan)
+    if plan is None:
+        return ""
+    step = plan.step(task.step) or plan.step(task.step.rpartition("_")[0])
+    return step.service if step else ""
+
+
 async def existing_visit(
     session: AsyncSession, task_id: str, record_id: str, principal: Principal
 ) -> VisitOut | None:
@@ -318,6 +330,15 @@ async def record_visit(
     visit_day = body.performed_at.astimezone(clock.SHANGHAI).date()
     if visit_day > uow.clock.today():
         raise _invalid("performed_at", "随访时间不能晚于今天", "performed_at is in the future")
+    errors = findings_errors(_service_of(task), body.findings)
+    if errors:
+        raise Problem(
+            422,
+            "validation_failed",
+            "随访发现不符合该服务的记录表单（见 errors）",
+            "The findings do not fit the service's form (see errors)",
+            errors=errors,
+        )
     given = body.consent.given
     nxt = body.next_step
     if nxt is not None and not given:
@@ -504,4 +525,7 @@ async def record_procedure(
     if plan is not None:
         # The person's facts are known (read above), so start_plan does not ask to retry.
         await start_plan(uow, plan, proc.person_id, proc.performed_on, source_ref=proc.id)
+    # A procedure may end a plan early (IUD removal ends the IUD follow-ups): its runs end and
+    # their open tasks are cancelled.
+    await plan_runs.end_plan_for_procedure(uow, proc.person_id, proc.procedure, proc.performed_on)
     return 201, _procedure_out(proc)

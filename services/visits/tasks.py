@@ -3,11 +3,14 @@ announced when they fall due and overdue.
 
 Generation. An event names a plan's trigger (plans.toml); each step of the plan becomes a task
 for the plan's subject, with the window ``Step.window`` gives from the anchor date in the
-event. A repeating step (IUD yearly checks, screening rounds) is generated up to
-``HORIZON_MONTHS`` after the anchor: further runs need a later extension sweep (not built yet).
-Tasks are inserted with ON CONFLICT DO NOTHING against their unique key (plan, step,
-occurrence, person, source_ref), so the same event delivered twice, published twice under two
-event ids, or handled by two replicas at once generates each task once.
+event. Starting a plan also starts its run (``plan_runs``, the person's enrollment in the plan,
+unique per plan, person and source_ref): a repeating step (IUD yearly checks, screening rounds)
+is generated up to ``HORIZON_MONTHS`` ahead and the run remembers how far, so the extension
+sweep (``plan_runs.py``) carries it on; a run that has ended (IUD removed, death, moved out of
+the county) generates nothing more. The run and the tasks are inserted with ON CONFLICT DO
+NOTHING against their unique keys, and a run that already exists means the plan was started:
+the same event delivered twice, published twice under two event ids, or handled by two
+replicas at once generates each task once.
 
 Assignment. The tier of a step says who does it: the assignee of the person's village
 (12 digits), township (9) or district (6) in ``assignments``; with none yet the task is
@@ -33,10 +36,18 @@ from sqlalchemy import ColumnElement, and_, case, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-# A module reference: events.py imports this module for its handlers.
-from services.visits import events
-from services.visits.domain.plans import TIERS, Plan, TaskState, add_months, occurrences
-from services.visits.models import Assignment, PersonFacts, Task
+# Module references: events.py and plan_runs.py import this module in turn.
+from services.visits import events, plan_runs
+from services.visits.domain.plans import (
+    TIERS,
+    Plan,
+    Step,
+    TaskState,
+    Window,
+    add_months,
+    occurrences,
+)
+from services.visits.models import Assignment, PersonFacts, PlanRun, Task
 from shared.auth import Principal, Role
 from shared.concurrency import Expected
 from shared.db import utcnow
@@ -51,8 +62,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lingju.visits.tasks")
 
-# Repeating steps are generated this far ahead of the anchor (two years: the IUD's 12- and
-# 24-month checks, a screening round); a later sweep extends them (not built yet).
+# Repeating steps are generated this far ahead (two years: the IUD's 12- and 24-month checks,
+# a screening round), of the anchor or of today if later; the plan sweep extends them.
 HORIZON_MONTHS = 24
 ANNOUNCE_INTERVAL_SECONDS = 600
 
@@ -61,6 +72,7 @@ AREA_DIGITS: dict[str, int] = {"village": 12, "township": 9, "district": 6}
 STATES = tuple(s.value for s in TaskState)
 
 _TASKS = Task.__table__
+_RUNS = PlanRun.__table__
 
 
 def area_of(region_code: str, tier: str) -> str:
@@ -82,14 +94,103 @@ async def _assignees(session: AsyncSession, region_code: str) -> dict[str, str]:
     return {t: sub for t, area, sub in rows if area == area_of(region_code, t)}
 
 
-async def start_plan(
-    uow: UnitOfWork, plan: Plan, person_id: str, anchor: date, source_ref: str
-) -> int:
-    """Generate the tasks of ``plan`` for a person from ``anchor``; the number newly created.
+def _insert(session: AsyncSession) -> Any:
+    """The dialect's INSERT, for ON CONFLICT DO NOTHING."""
+    bind = session.bind
+    pg = bind is not None and bind.dialect.name == "postgresql"
+    return postgresql.insert if pg else sqlite.insert
 
-    Raises ``RetryLater`` when the person's facts have not arrived (events are not ordered).
-    Nothing is generated for a person who has died. Safe to call again with the same
-    arguments: existing tasks are kept as they are (closed or reassigned ones included).
+
+def windows_between(
+    plan: Plan,
+    anchor: date,
+    after: date | None,
+    through: date,
+    *,
+    until: date | None = None,
+    open_on: date | None = None,
+) -> list[tuple[Step, int, Window]]:
+    """The (step, occurrence, window) a run generates.
+
+    ``after`` None: a start, where a step that does not repeat is generated whatever its date
+    and a repeating one up to ``through``; otherwise an extension: the repeats due after
+    ``after`` up to ``through``. ``until`` (an age plan's last day) bounds every due date;
+    ``open_on`` leaves out windows already closed that day (an age plan offers no round that
+    expired before visits could act on it)."""
+    out: list[tuple[Step, int, Window]] = []
+    for step in plan.steps:
+        if step.repeat is None:
+            found = [] if after is not None else [(0, step.window(anchor))]
+        else:
+            found = list(enumerate(occurrences(step, anchor, through)))
+            if after is not None:
+                found = [(k, w) for k, w in found if w.due_on > after]
+        for k, w in found:
+            if until is not None and w.due_on > until:
+                continue
+            if open_on is not None and w.expires_on <= open_on:
+                continue
+            out.append((step, k, w))
+    return out
+
+
+async def insert_tasks(
+    session: AsyncSession,
+    plan: Plan,
+    person: PersonFacts,
+    anchor: date,
+    source_ref: str,
+    windows: list[tuple[Step, int, Window]],
+) -> int:
+    """Insert a run's tasks, assigned by the person's village; the number newly created."""
+    if not windows:
+        return 0
+    assignees = await _assignees(session, person.region_code)
+    now = utcnow()
+    rows = [
+        {
+            "id": str(uuid.uuid4()),
+            "plan": plan.code,
+            "step": step.code,
+            "occurrence": k,
+            "person_id": person.person_id,
+            "region_code": person.region_code,
+            "tier": step.tier,
+            "assignee": assignees.get(step.tier),
+            "anchor_on": anchor,
+            "due_on": w.due_on,
+            "overdue_on": w.overdue_on,
+            "expires_on": w.expires_on,
+            "source_ref": source_ref,
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for step, k, w in windows
+    ]
+    result = await session.execute(_insert(session)(_TASKS).values(rows).on_conflict_do_nothing())
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def start_plan(
+    uow: UnitOfWork,
+    plan: Plan,
+    person_id: str,
+    anchor: date,
+    source_ref: str,
+    *,
+    until: date | None = None,
+    today: date | None = None,
+) -> int:
+    """Start a person's run of ``plan`` from ``anchor`` and generate its tasks; the number of
+    tasks created.
+
+    Repeats are generated up to ``HORIZON_MONTHS`` past the anchor or ``today`` (the business
+    day, default the unit of work's), whichever is later, and no further than ``until`` (an age
+    plan's last day, whose rounds already closed on ``today`` are left out). Raises
+    ``RetryLater`` when the person's facts have not arrived (events are not ordered). Nothing
+    is generated for a person who has died. Safe to call again: a run that exists (still
+    going, or ended) means the plan was started, and nothing changes.
     """
     s = uow.session
     person = await s.get(PersonFacts, person_id)
@@ -98,39 +199,82 @@ async def start_plan(
     if person.died_on is not None:
         log.info("plan %s not started: person %s has died", plan.code, person_id)
         return 0
-    assignees = await _assignees(s, person.region_code)
-    until = add_months(anchor, HORIZON_MONTHS)
+    today = today or uow.clock.today()
+    through = add_months(max(anchor, today), HORIZON_MONTHS)
+    if until is not None:
+        through = min(through, until)
     now = utcnow()
-    rows: list[dict[str, Any]] = []
-    for step in plan.steps:
-        # A step that does not repeat is generated whatever its date; repeats up to the horizon.
-        windows = list(occurrences(step, anchor, until)) if step.repeat else [step.window(anchor)]
-        for k, w in enumerate(windows):
-            rows.append(
-                {
-                    "id": str(uuid.uuid4()),
-                    "plan": plan.code,
-                    "step": step.code,
-                    "occurrence": k,
-                    "person_id": person_id,
-                    "region_code": person.region_code,
-                    "tier": step.tier,
-                    "assignee": assignees.get(step.tier),
-                    "anchor_on": anchor,
-                    "due_on": w.due_on,
-                    "overdue_on": w.overdue_on,
-                    "expires_on": w.expires_on,
-                    "source_ref": source_ref,
-                    "version": 1,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
-    if not rows:
-        return 0
-    bind = s.bind
-    dialect = postgresql if bind is not None and bind.dialect.name == "postgresql" else sqlite
-    result = await s.execute(dialect.insert(_TASKS).values(rows).on_conflict_do_nothing())
+    started = await s.execute(
+        _insert(s)(_RUNS)
+        .values(
+            id=str(uuid.uuid4()),
+            plan=plan.code,
+            person_id=person_id,
+            source_ref=source_ref,
+            anchor_on=anchor,
+            until_on=until,
+            generated_through=through,
+            version=1,
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing()
+    )
+    if started.rowcount != 1:  # type: ignore[attr-defined]
+        return 0  # started before (another delivery, another replica), perhaps ended since
+    windows = windows_between(
+        plan,
+        anchor,
+        None,
+        through,
+        until=until,
+        open_on=today if until is not None else None,
+    )
+    return await insert_tasks(s, plan, person, anchor, source_ref, windows)
+
+
+async def end_runs(
+    uow: UnitOfWork,
+    person_id: str,
+    on: date,
+    reason: str,
+    *,
+    plan: str | None = None,
+    anchored_by: date | None = None,
+) -> int:
+    """End a person's open runs (of ``plan``, else all; anchored on or before ``anchored_by``
+    if given); the number ended. An ended run generates nothing more."""
+    q = update(_RUNS).where(_RUNS.c.person_id == person_id, _RUNS.c.ended_on.is_(None))
+    if plan is not None:
+        q = q.where(_RUNS.c.plan == plan)
+    if anchored_by is not None:
+        q = q.where(_RUNS.c.anchor_on <= anchored_by)
+    result = await uow.session.execute(
+        q.values(
+            ended_on=on,
+            ended_reason=reason,
+            version=_RUNS.c.version + 1,
+            updated_at=utcnow(),
+        )
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def cancel_open_tasks(
+    uow: UnitOfWork, person_id: str, reason: str, *, plan: str | None = None
+) -> int:
+    """Cancel a person's open tasks (of ``plan``, else all); closed ones stay as they were."""
+    q = update(_TASKS).where(_TASKS.c.person_id == person_id, _TASKS.c.closed.is_(None))
+    if plan is not None:
+        q = q.where(_TASKS.c.plan == plan)
+    result = await uow.session.execute(
+        q.values(
+            closed="cancelled",
+            closed_reason=reason,
+            version=_TASKS.c.version + 1,
+            updated_at=utcnow(),
+        )
+    )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
@@ -153,23 +297,15 @@ async def start_plans_for_event(
 
 
 async def record_death(uow: UnitOfWork, person_id: str, died_on: date) -> int:
-    """Keep the death on the person's facts and cancel their open tasks; the number cancelled."""
+    """Keep the death on the person's facts, end their runs and cancel their open tasks; the
+    number cancelled."""
     person = await uow.session.get(PersonFacts, person_id)
     if person is None:
         # Without the facts a plan started later would not know of the death.
         raise RetryLater(f"person died: person {person_id} not known yet")
     person.died_on = died_on
-    result = await uow.session.execute(
-        update(_TASKS)
-        .where(_TASKS.c.person_id == person_id, _TASKS.c.closed.is_(None))
-        .values(
-            closed="cancelled",
-            closed_reason="death",
-            version=_TASKS.c.version + 1,
-            updated_at=utcnow(),
-        )
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    await end_runs(uow, person_id, died_on, "death")
+    return await cancel_open_tasks(uow, person_id, "death")
 
 
 # -- derived state ----------------------------------------------------------------------------
@@ -534,8 +670,28 @@ class AnnounceResult:
 
 
 async def run_task_announcements(rt: Runtime) -> None:
-    """A worker: announce at start, then every ten minutes (the day turns in Beijing)."""
+    """A worker: announce at start, then every ten minutes (the day turns in Beijing). Once a
+    business day, first, the plan sweep (``plan_runs.sweep_plans``): age plans for persons
+    entering their range, repeats generated further."""
+    swept_on: date | None = None
     while True:
+        today = rt.clock.today()
+        if swept_on != today:
+            try:
+                swept = await rt.inflight.run(plan_runs.sweep_plans(rt, today))
+                swept_on = today
+                if swept.runs_started or swept.runs_extended:
+                    log.info(
+                        "plan sweep %s: %d runs started, %d extended, %d tasks created",
+                        swept.as_of,
+                        swept.runs_started,
+                        swept.runs_extended,
+                        swept.tasks_created,
+                    )
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("plan sweep failed; next in %ds", ANNOUNCE_INTERVAL_SECONDS)
         try:
             result = await rt.inflight.run(announce(rt, rt.clock.today()))
             if result.due or result.overdue:

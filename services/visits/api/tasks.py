@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
-from services.visits import tasks
+from services.visits import plan_runs, tasks
 from services.visits.tasks import AssignmentIn, AssignmentOut, TaskOut
 from shared.auth import Principal, Role, require_roles
 from shared.concurrency import etag
@@ -153,3 +153,26 @@ class AnnouncementsOut(BaseModel):
 async def sweep_tasks(rt: RuntimeDep, _: Admin, as_of: date | None = None) -> AnnouncementsOut:
     result = await tasks.announce(rt, as_of or rt.clock.today())
     return AnnouncementsOut(as_of=result.as_of, due=result.due, overdue=result.overdue)
+
+
+class PlanSweepOut(BaseModel):
+    as_of: date
+    runs_started: int = Field(description="Age plans started for persons entering the range")
+    runs_extended: int = Field(description="Plan runs whose repeats were generated further")
+    tasks_created: int
+
+
+@router.post(
+    "/admin/sweeps/plans",
+    response_model=PlanSweepOut,
+    tags=["admin"],
+    summary="Start age plans and extend repeating plans as of as_of (default today)",
+)
+async def sweep_plans(rt: RuntimeDep, _: Admin, as_of: date | None = None) -> PlanSweepOut:
+    result = await plan_runs.sweep_plans(rt, as_of or rt.clock.today())
+    return PlanSweepOut(
+        as_of=result.as_of,
+        runs_started=result.runs_started,
+        runs_extended=result.runs_extended,
+        tasks_created=result.tasks_created,
+    )

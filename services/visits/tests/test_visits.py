@@ -3,7 +3,7 @@ refusal closes it declined (never escalated), a re-sent record is one visit, a r
 a changed task is a conflict with nothing written, and a recorded procedure is announced and
 starts its follow-up plan.
 
-Dates are in 2030 (see test_tasks.py); "today" is patched where a route compares with it.
+Dates are in 2030 (see test_tasks.py); the business day is set on the visits runtime's clock.
 """
 
 from __future__ import annotations
@@ -245,6 +245,22 @@ async def test_visit_refusals_and_bad_input(stack: InProcessStack) -> None:
     problem(
         await api(stack).post(url, json=too_early, headers=worker(stack)), 422, "validation_failed"
     )
+    # Findings follow the step's form (findings.toml: postpartum_home_visit): each wrong value
+    # is named; free text under another key is kept as a note.
+    wrong = visit(
+        task,
+        findings={"temperature": 45, "lochia": "green", "bp_systolic": True, "remark": "正常"},
+    )
+    body = problem(
+        await api(stack).post(url, json=wrong, headers=worker(stack)), 422, "validation_failed"
+    )
+    assert {e["field"] for e in body["errors"]} == {
+        "findings.temperature",
+        "findings.lochia",
+        "findings.bp_systolic",
+    }
+    temperature = next(e for e in body["errors"] if e["field"] == "findings.temperature")
+    assert "34～42.5" in temperature["message"]  # the range is told
     assert await count(stack, VisitRecord) == 0 and (await fresh(stack, task.id)).closed is None
     # A resident reads the visits of their own task.
     assert (await api(stack).get(url, headers=resident)).status_code == 200
