@@ -97,7 +97,7 @@ class Runtime:
         self.consumers.clock = value
 
     def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.db, self.outbox, self._clock)
+        return UnitOfWork(self.db, self.outbox, self._clock, self.settings)
 
     async def start(self) -> None:
         context.service_name.set(self.name)  # inherited by every task started below

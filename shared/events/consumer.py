@@ -219,7 +219,7 @@ class ConsumerRunner:
         token_c = context.correlation_id.set(event.correlationid or event.id)
         token_t = context.traceparent.set(event.traceparent)
         try:
-            async with UnitOfWork(self.db, self.outbox, self.clock) as uow:
+            async with UnitOfWork(self.db, self.outbox, self.clock, self.settings) as uow:
                 if await self._seen(uow, event.id):
                     return False
                 await handler(uow, event)

@@ -17,6 +17,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.clock import Clock, SystemClock
+from shared.config import Settings
 from shared.db import Database, utcnow
 from shared.events.envelope import CloudEvent, EventData, new_event, subject_for
 from shared.failpoints import failpoint
@@ -56,10 +57,17 @@ class Outbox:
 class UnitOfWork:
     """One business transaction: the session, plus the events it announces (same commit)."""
 
-    def __init__(self, db: Database, outbox: Outbox, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        outbox: Outbox,
+        clock: Clock | None = None,
+        settings: Settings | None = None,
+    ) -> None:
         self._db = db
         self._outbox = outbox
         self.clock: Clock = clock or SystemClock()  # the business day (shared.clock)
+        self.settings: Settings = settings or Settings()  # the service's, for use cases
         self._events: list[CloudEvent] = []
         self.session: AsyncSession
 
