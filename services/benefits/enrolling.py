@@ -279,8 +279,11 @@ def _announce_ended(uow: UnitOfWork, row: Enrollment, ending: rules.Ending) -> N
         events.EnrollmentEnded(
             enrollment_id=row.id,
             program=row.program,
+            program_name=program_of(row.program).name,
             person_id=row.person_id,
+            payee_id=row.payee_id,
             reason=ending.reason,
+            reason_name=rules.ENDED_ZH.get(ending.reason, ending.reason),
             ends_after=str(ending.ends_after),
             region_code=row.region_code,
         ),
@@ -369,6 +372,7 @@ async def hold_for_new_payee(uow: UnitOfWork, enrollment_id: str, died_on: date)
             events.EnrollmentSuspended(
                 enrollment_id=row.id,
                 program=row.program,
+                program_name=program_of(row.program).name,
                 person_id=row.person_id,
                 payee_id=row.payee_id,
                 reason=reason,
@@ -677,6 +681,7 @@ async def suspend(
         events.EnrollmentSuspended(
             enrollment_id=fresh.id,
             program=fresh.program,
+            program_name=program_of(fresh.program).name,
             person_id=fresh.person_id,
             payee_id=fresh.payee_id,
             reason=reason,
@@ -721,6 +726,7 @@ async def resume(
         events.EnrollmentResumed(
             enrollment_id=fresh.id,
             program=fresh.program,
+            program_name=program_of(fresh.program).name,
             person_id=fresh.person_id,
             payee_id=fresh.payee_id,
             region_code=fresh.region_code,

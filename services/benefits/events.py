@@ -64,8 +64,11 @@ class EnrollmentEnded(EventData):
     TYPE = "lingju.benefits.enrollment.ended"
     enrollment_id: str
     program: str
+    program_name: str
     person_id: str
+    payee_id: str
     reason: str  # certificate_revoked | death | child_died | age_out | rejected
+    reason_name: str  # zh, for the message (domain.enrollments.ENDED_ZH)
     ends_after: str
     region_code: str
 
@@ -92,6 +95,7 @@ class EnrollmentSuspended(EventData):
     TYPE = "lingju.benefits.enrollment.suspended"
     enrollment_id: str
     program: str
+    program_name: str
     person_id: str
     payee_id: str
     reason: str
@@ -105,6 +109,7 @@ class EnrollmentResumed(EventData):
     TYPE = "lingju.benefits.enrollment.resumed"
     enrollment_id: str
     program: str
+    program_name: str
     person_id: str
     payee_id: str
     region_code: str

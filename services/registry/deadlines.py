@@ -67,6 +67,7 @@ async def sweep_overdue(rt: Runtime, batch: int = 200) -> int:
                         application_id=app.id,
                         application_no=app.application_no,
                         certificate_type=app.type,
+                        certificate_type_name=catalogue()[app.type].name,
                         status=app.status,
                         level=rules.waiting_level(
                             rules.Status(app.status), app.level_index, levels

@@ -45,6 +45,7 @@ class ApplicationMaterialsRequested(EventData):
     application_id: str
     application_no: str
     certificate_type: str
+    certificate_type_name: str  # zh, for messages: 独生子女父母光荣证
     applicant_id: str
     submitted_by: str
     missing: list[dict[str, str]]  # [{"code", "name"}]
@@ -58,9 +59,11 @@ class ApplicationDecided(EventData):
     application_id: str
     application_no: str
     certificate_type: str
+    certificate_type_name: str  # zh, for messages: 独生子女父母光荣证
     applicant_id: str
     submitted_by: str
     decision: Literal["approve", "return", "reject"]
+    decision_name: str  # zh, for messages: 审核通过 / 退回补正 / 不予批准
     level: str
     status: str
     comment: str | None = None
@@ -75,6 +78,7 @@ class ApplicationOverdue(EventData):
     application_id: str
     application_no: str
     certificate_type: str
+    certificate_type_name: str  # zh, for messages: 独生子女父母光荣证
     status: str
     level: str | None = None
     due_date: date
@@ -86,6 +90,7 @@ class CertificateIssued(EventData):
     certificate_id: str
     certificate_no: str
     certificate_type: str
+    certificate_type_name: str  # zh, for messages: 独生子女父母光荣证
     application_id: str
     holder_ids: list[str]
     child_id: str | None = None
@@ -103,6 +108,7 @@ class CertificateRevoked(EventData):
     certificate_id: str
     certificate_no: str
     certificate_type: str
+    certificate_type_name: str  # zh, for messages: 独生子女父母光荣证
     holder_ids: list[str]
     region_code: str
     revoked_on: date

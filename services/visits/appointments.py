@@ -52,6 +52,12 @@ log = logging.getLogger("lingju.visits.appointments")
 REMINDER_INTERVAL_SECONDS = 600
 
 Service = Literal["pre_pregnancy_check", "postpartum_42d_check", "cervical_breast_screening"]
+# What a resident reads (the ``service_name`` of appointment events).
+SERVICE_NAMES: dict[str, str] = {
+    "pre_pregnancy_check": "免费孕前优生健康检查",
+    "postpartum_42d_check": "产后42天健康检查",
+    "cervical_breast_screening": "宫颈癌、乳腺癌筛查",
+}
 Tier = Literal["township", "district"]
 Status = Literal["booked", "cancelled", "attended", "no_show"]
 BOOKED: Status = "booked"
@@ -524,6 +530,7 @@ async def book(uow: UnitOfWork, body: BookIn, principal: Principal) -> tuple[int
             station_id=station.id,
             station_name=station.name,
             service=slot.service,
+            service_name=SERVICE_NAMES[slot.service],
             starts_at=slot.starts_at,
             ends_at=slot.ends_at,
             region_code=person.region_code,
@@ -570,6 +577,7 @@ async def cancel(
             slot_id=slot.id,
             station_name=station.name,
             service=slot.service,
+            service_name=SERVICE_NAMES[slot.service],
             starts_at=slot.starts_at,
             region_code=a.person_region,
             cancelled_by_role=principal.role.value,
@@ -634,6 +642,7 @@ async def reschedule(
             station_id=new_station.id,
             station_name=new_station.name,
             service=new_slot.service,
+            service_name=SERVICE_NAMES[new_slot.service],
             starts_at=new_slot.starts_at,
             ends_at=new_slot.ends_at,
             region_code=a.person_region,
@@ -797,6 +806,7 @@ async def send_reminders(rt: Runtime, as_of: date) -> ReminderResult:
                     person_id=a.person_id,
                     station_name=station.name,
                     service=slot.service,
+                    service_name=SERVICE_NAMES[slot.service],
                     starts_at=slot.starts_at,
                     ends_at=slot.ends_at,
                     region_code=a.person_region,

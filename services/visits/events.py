@@ -36,6 +36,7 @@ class AppointmentBooked(EventData):
     station_id: str
     station_name: str
     service: str
+    service_name: str  # zh, for messages
     starts_at: datetime
     ends_at: datetime
     region_code: str  # the person's division code
@@ -53,6 +54,7 @@ class AppointmentRescheduled(EventData):
     station_id: str
     station_name: str
     service: str
+    service_name: str  # zh, for messages
     starts_at: datetime
     ends_at: datetime
     region_code: str
@@ -67,6 +69,7 @@ class AppointmentCancelled(EventData):
     slot_id: str
     station_name: str
     service: str
+    service_name: str  # zh, for messages
     starts_at: datetime
     region_code: str
     cancelled_by_role: str
@@ -80,6 +83,7 @@ class AppointmentReminder(EventData):
     person_id: str
     station_name: str
     service: str
+    service_name: str  # zh, for messages
     starts_at: datetime
     ends_at: datetime
     region_code: str
@@ -91,7 +95,9 @@ class TaskDue(EventData):
     TYPE = "lingju.visits.task.due"
     task_id: str
     plan: str
+    plan_name: str
     step: str
+    step_name: str
     person_id: str
     assignee: str | None = None  # None: nobody is assigned the area yet
     region_code: str
@@ -105,7 +111,9 @@ class TaskOverdue(EventData):
     TYPE = "lingju.visits.task.overdue"
     task_id: str
     plan: str
+    plan_name: str
     step: str
+    step_name: str
     person_id: str
     assignee: str | None = None
     region_code: str

@@ -128,8 +128,10 @@ def windows_between(
         for k, w in found:
             if until is not None and w.due_on > until:
                 continue
-            if open_on is not None and w.expires_on <= open_on:
-                continue
+            if open_on is not None:
+                if w.expires_on <= open_on:
+                    continue
+                w = w.offered_from(open_on)
             out.append((step, k, w))
     return out
 
@@ -369,23 +371,33 @@ class TaskOut(BaseModel):
     updated_at: datetime
 
 
-def _task_out(t: Task, state: str, person_name: str | None) -> TaskOut:
+def task_names(t: Task) -> tuple[str, str, str]:
+    """A task's plan name, step name and service, as workers and residents read them. A next
+    step from a visit record ("<step>_extra" / "<step>_referral", records.py) is named after
+    the step it came from."""
     plan = events.plans().get(t.plan)
     step = plan.step(t.step) if plan else None
     suffix = ""
     if step is None and plan is not None:
-        # A next step from a visit record (records.py): "<step>_extra" / "<step>_referral"
-        # names the step it came from, whose name and service it shows.
         base, _, kind = t.step.rpartition("_")
         step = plan.step(base)
         suffix = {"extra": "（加访）", "referral": "（转诊乡镇卫生院）"}.get(kind, "")
+    return (
+        plan.name if plan else t.plan,
+        step.name + suffix if step else t.step,
+        step.service if step else "",
+    )
+
+
+def _task_out(t: Task, state: str, person_name: str | None) -> TaskOut:
+    plan_name, step_name, service = task_names(t)
     return TaskOut(
         id=t.id,
         plan=t.plan,
-        plan_name=plan.name if plan else t.plan,
+        plan_name=plan_name,
         step=t.step,
-        step_name=step.name + suffix if step else t.step,
-        service=step.service if step else "",
+        step_name=step_name,
+        service=service,
         occurrence=t.occurrence,
         person_id=t.person_id,
         person_name=person_name,
@@ -745,12 +757,15 @@ async def announce(rt: Runtime, as_of: date) -> AnnounceResult:
                     continue  # another replica announced it, or it closed meanwhile
                 task = await uow.session.get(Task, task_id, populate_existing=True)
                 assert task is not None
+                plan_name, step_name, _ = task_names(task)
                 if kind == "due":
                     uow.publish(
                         events.TaskDue(
                             task_id=task.id,
                             plan=task.plan,
+                            plan_name=plan_name,
                             step=task.step,
+                            step_name=step_name,
                             person_id=task.person_id,
                             assignee=task.assignee,
                             region_code=task.region_code,
@@ -765,7 +780,9 @@ async def announce(rt: Runtime, as_of: date) -> AnnounceResult:
                         events.TaskOverdue(
                             task_id=task.id,
                             plan=task.plan,
+                            plan_name=plan_name,
                             step=task.step,
+                            step_name=step_name,
                             person_id=task.person_id,
                             assignee=task.assignee,
                             region_code=task.region_code,

@@ -44,6 +44,15 @@ OVERPAID_ZH: dict[str, str] = {
     "rejected": "未获确认的发放，待追回",
 }
 
+# Why an enrollment ended, as the person reads it (the ``reason_name`` of enrollment.ended).
+ENDED_ZH: dict[str, str] = {
+    "certificate_revoked": "所依据的证件已注销",
+    "death": "享受人去世",
+    "child_died": "子女去世，按政策转由其他项目扶助",
+    "age_out": "已不在享受年龄范围内",
+    "rejected": "审核未通过",
+}
+
 
 class Ending(NamedTuple):
     reason: str

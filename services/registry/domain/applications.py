@@ -200,3 +200,11 @@ def review(
     if level_index + 1 < len(levels):
         return ReviewOutcome(Status.in_review, level_index + 1, False)
     return ReviewOutcome(Status.issued, level_index, True)
+
+
+# A review decision as the applicant reads it (the ``decision_name`` of application.decided).
+DECISIONS_ZH: dict[str, str] = {
+    "approve": "审核通过",
+    "return": "退回补正",
+    "reject": "不予批准",
+}
