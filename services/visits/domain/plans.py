@@ -119,6 +119,16 @@ class Window:
     overdue_on: date
     expires_on: date
 
+    def offered_from(self, day: date) -> Window:
+        """The window as offered to someone first known on ``day``, inside it: due from that
+        day and overdue only after the step's own grace (``overdue_on - due_on``) counted from
+        it, never past the expiry. A woman first registered at 36 is offered the current
+        screening round from today, not shown as overdue since her 35th birthday."""
+        if day <= self.due_on or day >= self.expires_on:
+            return self
+        grace = self.overdue_on - self.due_on
+        return Window(day, min(self.expires_on, max(self.overdue_on, day + grace)), self.expires_on)
+
 
 class TaskState(StrEnum):
     scheduled = "scheduled"

@@ -264,8 +264,10 @@ async def test_a_woman_of_50_gets_only_current_and_future_rounds(stack: InProces
     rows = await tasks_of(stack, woman)
     # Rounds every 3 years from her 35th birthday (2015-01-15): the one of 2027 closed on
     # 2030-01-15, before visits knew her; the one of 2030 is open; 2033 is past the horizon.
-    assert [(t.occurrence, t.due_on, t.expires_on) for t in rows] == [
-        (5, date(2030, 1, 15), date(2033, 1, 15))
+    # The open round is offered from the day visits learns of her (2030-03-01), overdue only
+    # after the step's own year of grace: she is not behind on the day she is registered.
+    assert [(t.occurrence, t.due_on, t.overdue_on, t.expires_on) for t in rows] == [
+        (5, date(2030, 3, 1), date(2031, 3, 1), date(2033, 1, 15))
     ]
     (run,) = await runs_of(stack, woman)
     assert (run.anchor_on, run.until_on, run.generated_through) == (
@@ -277,7 +279,7 @@ async def test_a_woman_of_50_gets_only_current_and_future_rounds(stack: InProces
     today_is(stack, day)
     assert await sweep(stack, day) == swept(day, extended=1, created=1)
     assert [(t.occurrence, t.due_on) for t in await tasks_of(stack, woman)] == [
-        (5, date(2030, 1, 15)),
+        (5, date(2030, 3, 1)),
         (6, date(2033, 1, 15)),
     ]
     # A round every three years while she is in the range: the last is due in 2042, before

@@ -336,3 +336,17 @@ def test_malformed_files_are_refused_naming_the_place(change: Any, message: str)
 def test_a_step_that_is_not_a_table_is_refused() -> None:
     with pytest.raises(ValueError, match=r"steps\[0\]: expected a table, got str"):
         parse_plans({"plans": [_raw_plan(steps=["visit"])]})
+
+
+def test_a_window_offered_late_is_due_from_that_day_with_the_steps_own_grace() -> None:
+    w = Window(date(2030, 1, 15), date(2031, 1, 15), date(2033, 1, 15))
+    assert w.offered_from(date(2030, 3, 1)) == Window(
+        date(2030, 3, 1), date(2031, 3, 1), date(2033, 1, 15)
+    )
+    # Late in the round: overdue no later than the round's end.
+    assert w.offered_from(date(2032, 6, 1)) == Window(
+        date(2032, 6, 1), date(2033, 1, 15), date(2033, 1, 15)
+    )
+    # Before it opens, or once it has closed, the window is as it was.
+    assert w.offered_from(date(2029, 12, 1)) == w
+    assert w.offered_from(date(2033, 1, 15)) == w
