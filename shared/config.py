@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import time
 from pathlib import Path
 from typing import Literal
 
@@ -88,6 +89,57 @@ class Settings(BaseSettings):
 
     # notify's development provider writes every outgoing message to this file.
     notify_file_provider_path: Path | None = None
+    # notify: quiet hours (Asia/Shanghai) for SMS and WeChat unless a recipient chose others;
+    # a critical category ignores them. The start may be after the end (across midnight).
+    notify_quiet_start: time = time(21, 0)
+    notify_quiet_end: time = time(8, 0)
+    # notify: the hour (Asia/Shanghai) workers' morning digests go out.
+    notify_digest_hour: int = Field(default=8, ge=0, le=23)
+    # notify: an important inbox message still unread after this long also goes out by SMS.
+    notify_escalate_after_hours: float = 24
+    # notify: how many messages one channel hands to its providers at once, and how long one
+    # hand-over may take before it counts as a timeout.
+    notify_channel_concurrency: int = Field(default=8, ge=1)
+    notify_send_timeout_seconds: float = 10
+    # notify: the retry budget of one delivery (attempts over every provider of its channel),
+    # and the backoff between rounds (exponential with full jitter, capped).
+    notify_max_attempts: int = Field(default=8, ge=1)
+    notify_backoff_base_seconds: float = 5
+    notify_backoff_cap_seconds: float = 900
+    # notify: the secret a provider's receipt callback URL carries (?token=); unset refuses all.
+    notify_receipt_token: str | None = None
+
+    # notify providers. Each channel's ordered fallback list (JSON in the environment, e.g.
+    # LINGJU_NOTIFY_SMS_PROVIDERS='["aliyun","tencent","file"]'): sms takes file, gateway,
+    # aliyun, tencent; wechat takes file, wechat; webhook always uses the webhook provider.
+    notify_sms_providers: list[str] = Field(default_factory=lambda: ["file"])
+    notify_wechat_providers: list[str] = Field(default_factory=lambda: ["file"])
+    # How long a provider's own HTTP calls may take (connect, write, read: each).
+    notify_provider_timeout_seconds: float = 5
+    # The county's own SMS platform (POST {url}/messages, HMAC-signed with the secret).
+    notify_gateway_url: str | None = None
+    notify_gateway_secret: str | None = None
+    # Aliyun SMS (Dysmsapi SendSms). Templates: our template code -> Aliyun's (SMS_...), JSON.
+    notify_aliyun_base_url: str = "https://dysmsapi.aliyuncs.com"
+    notify_aliyun_access_key_id: str | None = None
+    notify_aliyun_access_key_secret: str | None = None
+    notify_aliyun_sign_name: str | None = None
+    notify_aliyun_region: str = "cn-hangzhou"
+    notify_aliyun_templates: dict[str, str] = Field(default_factory=dict)
+    # Tencent Cloud SMS (SendSms 2021-01-11). Templates: our template code -> TemplateId, JSON.
+    notify_tencent_base_url: str = "https://sms.tencentcloudapi.com"
+    notify_tencent_secret_id: str | None = None
+    notify_tencent_secret_key: str | None = None
+    notify_tencent_sdk_app_id: str | None = None
+    notify_tencent_sign_name: str | None = None
+    notify_tencent_region: str = "ap-guangzhou"
+    notify_tencent_templates: dict[str, str] = Field(default_factory=dict)
+    # WeChat official account (template messages).
+    notify_wechat_base_url: str = "https://api.weixin.qq.com"
+    notify_wechat_app_id: str | None = None
+    notify_wechat_app_secret: str | None = None
+    # Signs outgoing webhooks (X-Lingju-Signature); production refuses this development value.
+    notify_webhook_secret: str = "lingju-development-webhook-secret"
 
     def database_url(self, service: str) -> str:
         url = getattr(self, f"{service}_database_url")

@@ -67,7 +67,12 @@ async def test_wrong_role_is_403(stack: InProcessStack) -> None:
     )
     body = assert_problem(r, 403, "forbidden")
     assert "resident" in body["detail"]
-    r = await stack.notify.get("/api/v1/inbox", headers=stack.auth("township_officer", TOWNSHIP))
+    # Staff have inboxes of their own, but only an admin edits what everyone is sent.
+    r = await stack.notify.put(
+        "/api/v1/templates/payment_disbursed",
+        json={"title": "t", "app_body": "b", "sms_body": "【零距】s", "version": 1},
+        headers=stack.auth("township_officer", TOWNSHIP),
+    )
     assert_problem(r, 403, "forbidden")
 
 

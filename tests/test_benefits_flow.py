@@ -114,7 +114,7 @@ async def test_a_month_paid_and_told_then_nothing_after_death(stack: InProcessSt
     async def told() -> None:
         inbox = await _ok(await stack.notify.get("/api/v1/inbox", headers=me))
         titles = sorted(m["title"] for m in inbox["items"])
-        assert titles == ["待遇已发放", "待遇资格已确认"], titles
+        assert titles == ["待遇已发放", "待遇资格已确认", "证件已办好"], titles
         [paid_msg] = [m for m in inbox["items"] if m["title"] == "待遇已发放"]
         assert "10.00 元" in paid_msg["body"]
 

@@ -61,13 +61,36 @@ async def test_changed_stream_and_consumer_declarations_are_applied(
                 "lingju.registry.person.registered",
                 "lingju.registry.person.updated",
             ]
-            # notify takes what it tells payees about from benefits' stream.
+            # notify takes from each stream what it tells someone about (routing.toml).
             notify = await js.consumer_info("BENEFITS", "notify")
             assert sorted(notify.config.filter_subjects or []) == [
                 "lingju.benefits.claim.decided",
                 "lingju.benefits.enrollment.activated",
+                "lingju.benefits.enrollment.ended",
+                "lingju.benefits.enrollment.resumed",
+                "lingju.benefits.enrollment.suspended",
                 "lingju.benefits.payment.disbursed",
                 "lingju.benefits.payment.failed",
+            ]
+            notify = await js.consumer_info("REGISTRY", "notify")
+            assert sorted(notify.config.filter_subjects or []) == [
+                "lingju.registry.application.decided",
+                "lingju.registry.application.materials_requested",
+                "lingju.registry.application.overdue",
+                "lingju.registry.certificate.issued",
+                "lingju.registry.certificate.revoked",
+                "lingju.registry.person.registered",
+                "lingju.registry.person.updated",
+            ]
+            notify = await js.consumer_info("VISITS", "notify")
+            assert sorted(notify.config.filter_subjects or []) == [
+                "lingju.visits.appointment.booked",
+                "lingju.visits.appointment.cancelled",
+                "lingju.visits.appointment.reminder",
+                "lingju.visits.appointment.rescheduled",
+                "lingju.visits.assignment.changed",
+                "lingju.visits.task.due",
+                "lingju.visits.task.overdue",
             ]
             assert consumer.config.max_deliver == stack.settings.consumer_max_deliver + 1
             assert consumer.config.ack_wait == stack.settings.consumer_ack_wait_seconds

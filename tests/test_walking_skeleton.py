@@ -39,10 +39,10 @@ async def test_certificate_enrolls_holders_and_tells_them(stack: InProcessStack)
         )
         assert r.status_code == 200
         items = r.json()["items"]
-        assert len(items) == 1
+        assert sorted(m["title"] for m in items) == ["待遇资格已确认", "证件已办好"]
         return items  # type: ignore[no-any-return]
 
-    items = await eventually(told)
-    assert "独生子女父母奖励费" in items[0]["body"]
-    assert items[0]["title"] == "待遇资格已确认"
-    assert items[0]["read"] is False
+    items = {m["title"]: m for m in await eventually(told)}
+    assert "独生子女父母奖励费" in items["待遇资格已确认"]["body"]
+    assert "独生子女父母光荣证" in items["证件已办好"]["body"]
+    assert not any(m["read"] for m in items.values())

@@ -1,13 +1,15 @@
-"""notify: templates, channels and providers, preferences, deliveries, the app inbox."""
+"""notify: routing, templates, channels and providers, preferences, deliveries, the app inbox."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.notify.api import inbox
+from services.notify.api import inbox, notifications, preferences, staff, templates
+from services.notify.digests import run_digests
 from services.notify.dispatcher import run_dispatcher
-from services.notify.events import HANDLERS
+from services.notify.events import HANDLERS, routing
 from services.notify.models import KERNEL, metadata
+from services.notify.providers import build_providers
 from shared.config import Settings
 from shared.service import ServiceSpec, create_service_app
 
@@ -16,11 +18,21 @@ SPEC = ServiceSpec(
     title="Lingju notify (消息通知)",
     metadata=metadata,
     kernel=KERNEL,
-    routers=[inbox.router],
+    routers=[
+        inbox.router,
+        notifications.router,
+        preferences.router,
+        staff.router,
+        templates.router,
+    ],
     handlers=HANDLERS,
-    workers=[run_dispatcher],
+    workers=[run_dispatcher, run_digests],
 )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    # The routing file and the providers' settings are checked now: a mistake stops the
+    # start-up with the place named instead of losing the first message.
+    routing()
+    build_providers(settings or Settings())
     return create_service_app(SPEC, settings)
