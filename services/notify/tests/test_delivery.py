@@ -14,7 +14,14 @@ import httpx
 from sqlalchemy import func, select
 
 from services.notify.events import on_routed_event, routing
-from services.notify.models import Contact, Delivery, DeliveryAttempt, DigestItem, Notification
+from services.notify.models import (
+    Contact,
+    Delivery,
+    DeliveryAttempt,
+    DigestItem,
+    Notification,
+    StaffContact,
+)
 from services.notify.tests.conftest import RECEIPT_TOKEN, sms_template_ids
 from services.notify.tests.fake_providers import FakeProviders
 from services.notify.views import VIEWS
@@ -482,3 +489,60 @@ async def test_an_inbox_is_its_owners_alone(notify_stack: InProcessStack) -> Non
     assert r.status_code == 403 and r.json()["code"] == "out_of_region"
     r = await api(stack).get("/api/v1/notifications", headers=mine)
     assert r.status_code == 403 and r.json()["code"] == "forbidden"
+
+
+async def test_a_slow_provider_holds_up_no_other_recipient_and_webhooks_are_signed(
+    notify_stack: InProcessStack, fake: FakeProviders
+) -> None:
+    from services.notify.tests.fake_providers import WEBHOOK_SECRET
+    from shared.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+
+    stack = notify_stack
+    await add_people(stack)
+    # The worker's clinic system takes messages by webhook (on loopback here: plain http, which
+    # the directory's API refuses; a county's receivers are https).
+    async with stack.rt("notify").db.session() as s:
+        worker = await s.get(StaffContact, WORKER)
+        assert worker is not None
+        worker.webhook_url = fake.webhook_url("clinic")
+        await s.commit()
+    # Aliyun hangs on the first message (until our timeout); the others must not wait for it.
+    fake.hang_next("aliyun", 1)
+    first = envelope(
+        "lingju.benefits.payment.disbursed", sample("lingju.benefits.payment.disbursed")
+    )
+    await emit(stack, first)
+    changed = {**sample("lingju.visits.assignment.changed"), "assignee_sub": WORKER}
+    await emit(stack, envelope("lingju.visits.assignment.changed", changed))
+    for _ in range(2):
+        await emit(
+            stack,
+            envelope("lingju.benefits.claim.decided", sample("lingju.benefits.claim.decided")),
+        )
+
+    async def all_out() -> list[Delivery]:
+        out = await rows(stack, Delivery, Delivery.channel.in_(("sms", "webhook")))  # type: ignore[attr-defined]
+        assert sorted(d.status for d in out) == ["delivered", "sent", "sent", "sent"]
+        return out
+
+    deliveries = await eventually(all_out, within=15)
+    fake.release()
+    # Whichever SMS reached Aliyun first hung until our timeout, then went through Tencent;
+    # the other two were sent meanwhile.
+    (slow,) = [d for d in deliveries if d.channel == "sms" and d.attempts == 2]
+    others = [d for d in deliveries if d.channel == "sms" and d is not slow]
+    assert [d.attempts for d in others] == [1, 1] and slow.provider == "tencent"
+    assert all(o.sent_at is not None and slow.sent_at is not None for o in others)
+    assert all(o.sent_at < slow.sent_at for o in others)  # type: ignore[operator]
+    # The webhook carried the event, signed, with our delivery id to drop a repeat.
+    (hook,) = fake.requests_to("webhook")
+    verify(
+        WEBHOOK_SECRET,
+        hook.headers.get(TIMESTAMP_HEADER.lower()),
+        hook.headers.get(SIGNATURE_HEADER.lower()),
+        hook.body,
+        max_age_seconds=300,
+    )
+    assert hook.json()["type"] == "lingju.visits.assignment.changed"
+    (webhook,) = [d for d in deliveries if d.channel == "webhook"]
+    assert hook.headers.get("x-lingju-delivery") == webhook.id
