@@ -10,6 +10,7 @@ from services.notify.dispatcher import run_dispatcher
 from services.notify.events import HANDLERS, routing
 from services.notify.models import KERNEL, metadata
 from services.notify.providers import build_providers
+from services.notify.templates import seeds
 from shared.config import Settings
 from shared.service import ServiceSpec, create_service_app
 
@@ -31,8 +32,9 @@ SPEC = ServiceSpec(
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    # The routing file and the providers' settings are checked now: a mistake stops the
-    # start-up with the place named instead of losing the first message.
+    # The routing and template files and the providers' settings are checked now: a mistake
+    # stops the start-up with the place named instead of losing the first message.
     routing()
+    seeds()
     build_providers(settings or Settings())
     return create_service_app(SPEC, settings)
