@@ -226,6 +226,8 @@ async def deliver(
         address = recipient.address(channel)
         if not address:
             continue  # no number, openid or URL for this channel: the inbox still has it
+        if channel == "wechat" and not (template.wechat or {}).get("template_id"):
+            continue  # the county has no WeChat template for it yet: nothing WeChat would take
         body, params = _channel_text(channel, template, values, message.payload)
         at, held = now, None
         if message.important and channel == "sms" and "app" in message.channels:
