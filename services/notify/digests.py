@@ -84,37 +84,43 @@ async def send_digests(rt: Runtime, now: datetime) -> DigestResult:
             if not items:
                 continue
             staff = await s.get(StaffContact, recipient_key.removeprefix("staff:"))
-            if staff is None:
-                continue
-            routes = [r for rs in routing().routes.values() for r in rs if r.digest == digest]
-            channels = tuple(dict.fromkeys(c for r in routes for c in r.channels))
-            lines, count = prefs.digest_text([i.line for i in items])
-            template = await templates.current(s, f"digest_{digest}")
-            recipient = Recipient(
-                recipient_key,
-                staff.name,
-                staff.region_code,
-                staff.phone,
-                staff.wechat_openid,
-                staff.webhook_url,
-            )
-            notification_id = await deliver(
-                uow,
-                Message(
-                    event_id=digest_event_id(digest, recipient_key, day.isoformat()),
-                    event_type=f"digest.{digest}",
-                    template=template,
-                    values={
-                        "count": count,
-                        "lines": lines,
-                        "day": day.isoformat(),
-                        "recipient_name": staff.name,
-                    },
-                    category=routing().categories[routes[0].category],
-                    channels=channels,
-                ),
-                recipient,
-            )
+            if staff is None or not staff.active:
+                # Gone from the directory, or inactive, since the lines were written: nobody to
+                # tell; the lines are closed so they are not looked at every minute.
+                log.info(
+                    "digest %s for %s dropped: not an active staff contact", digest, recipient_key
+                )
+                notification_id = None
+            else:
+                routes = [r for rs in routing().routes.values() for r in rs if r.digest == digest]
+                channels = tuple(dict.fromkeys(c for r in routes for c in r.channels))
+                lines, count = prefs.digest_text([i.line for i in items])
+                template = await templates.current(s, f"digest_{digest}")
+                recipient = Recipient(
+                    recipient_key,
+                    staff.name,
+                    staff.region_code,
+                    staff.phone,
+                    staff.wechat_openid,
+                    staff.webhook_url,
+                )
+                notification_id = await deliver(
+                    uow,
+                    Message(
+                        event_id=digest_event_id(digest, recipient_key, day.isoformat()),
+                        event_type=f"digest.{digest}",
+                        template=template,
+                        values={
+                            "count": count,
+                            "lines": lines,
+                            "day": day.isoformat(),
+                            "recipient_name": staff.name,
+                        },
+                        category=routing().categories[routes[0].category],
+                        channels=channels,
+                    ),
+                    recipient,
+                )
             await s.execute(
                 update(DigestItem)
                 .where(DigestItem.id.in_([i.id for i in items]))  # type: ignore[union-attr]

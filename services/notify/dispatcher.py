@@ -318,7 +318,13 @@ class Dispatcher:
             )
             await s.execute(
                 update(Delivery)
-                .where(Delivery.id == d.id, Delivery.status == "sending")  # type: ignore[arg-type]
+                # Still this claim's: a sender that outlived its lease finds the delivery
+                # claimed again (another attempt) and writes nothing but its attempt record.
+                .where(
+                    Delivery.id == d.id,  # type: ignore[arg-type]
+                    Delivery.status == "sending",  # type: ignore[arg-type]
+                    Delivery.attempts == d.attempts,  # type: ignore[arg-type]
+                )
                 .values(**values)
                 .execution_options(synchronize_session=False)
             )

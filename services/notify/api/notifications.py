@@ -40,8 +40,14 @@ class DeliveryOut(BaseModel):
     id: str
     channel: str
     address: str | None = Field(description="Masked: the last four characters only")
-    status: str = Field(description="queued, sending, sent, delivered or failed")
-    held: str | None = Field(description="quiet_hours or retry while waiting for not_before")
+    status: str = Field(
+        description="queued, sending, sent, delivered, failed, or skipped (an important "
+        "message's SMS not needed: the inbox copy was read first)"
+    )
+    held: str | None = Field(
+        description="While queued, why it waits for not_before: quiet_hours, retry, or unread "
+        "(an important message's SMS waiting for the inbox copy to be read)"
+    )
     not_before: datetime | None
     attempts: int
     provider: str | None

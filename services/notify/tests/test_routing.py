@@ -25,7 +25,11 @@ TOLD = {
         "staff:submitted_by",
     },
     "lingju.registry.application.decided": {"person:applicant_id", "staff:submitted_by"},
-    "lingju.registry.application.overdue": {"officers:township_officer", "officers:county_officer"},
+    "lingju.registry.application.overdue": {
+        "officers:village_worker",
+        "officers:township_officer",
+        "officers:county_officer",
+    },
     "lingju.registry.certificate.issued": {"person:holder_ids", "staff:submitted_by"},
     "lingju.registry.certificate.revoked": {"person:holder_ids"},
     "lingju.benefits.enrollment.activated": {"person:payee_id"},
@@ -74,6 +78,13 @@ def test_decisions_route_by_what_was_decided() -> None:
     # An intermediate approval tells nobody; the certificate's issue does.
     assert r.for_event(decided, {"decision": "approve"}) == []
     overdue = "lingju.registry.application.overdue"
+    village = r.for_event(overdue, {"level": "village"})
+    assert [(s.role, s.digits) for x in village for s in x.recipients] == [
+        ("village_worker", 12),
+        ("township_officer", 9),
+    ]
+    # Waiting on the applicant (returned, materials asked for): no level, nobody's backlog.
+    assert r.for_event(overdue, {"level": None}) == []
     township = r.for_event(overdue, {"level": "township"})
     assert [s.role for x in township for s in x.recipients] == [
         "township_officer",
