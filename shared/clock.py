@@ -10,10 +10,23 @@ stay on the real clock: they say when something was written, not which business 
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
-from typing import Protocol
+from typing import Annotated, Protocol
 from zoneinfo import ZoneInfo
 
+from fastapi import Query
+
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+# The days a caller may name as a business day (``as_of`` of the admin sweeps): the calendar
+# arithmetic around them (ages, plan intervals, months back) stays inside date's years 1-9999.
+EARLIEST_DAY = date(1900, 1, 1)
+LATEST_DAY = date(2999, 12, 31)
+
+# The ``?as_of=`` of a route that runs a sweep for a given business day (default: today).
+AsOfQuery = Annotated[
+    date | None,
+    Query(ge=EARLIEST_DAY, le=LATEST_DAY, description="The business day; default today"),
+]
 
 
 def now() -> datetime:

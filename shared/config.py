@@ -83,6 +83,20 @@ class Settings(BaseSettings):
     # rate per client and minute.
     certificate_signing_key: str = DEV_CERTIFICATE_SIGNING_KEY
     public_rate_per_minute: int = 20
+    # registry: this many wrong phone endings for one application number (known or not) within
+    # the window lock its public progress query for everyone, right digits included, until
+    # the oldest of them leaves the window. Counted in the database: holds across replicas.
+    progress_lockout_failures: int = Field(default=5, ge=1)
+    progress_lockout_window_seconds: float = Field(default=900, gt=0)
+
+    # Every service: the largest request body in bytes (413 payload_too_large beyond it). A
+    # route that takes more names its own setting (shared/limits.py ``larger_body``).
+    max_body_bytes: int = Field(default=1 << 20, ge=0)
+    # benefits: a bank return file (POST /payment-runs/{id}/reconciliation), about 60 bytes a
+    # line: a million lines fit.
+    max_return_file_bytes: int = Field(default=64 << 20, ge=0)
+    # visits: a phone's offline push (POST /sync), up to 200 records of 8,000 characters.
+    max_sync_push_bytes: int = Field(default=16 << 20, ge=0)
 
     # registry: how often open applications are checked against their due dates.
     registry_overdue_sweep_seconds: float = 300

@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -49,6 +49,8 @@ TITLES: dict[str, tuple[str, str]] = {
     "materials_not_expected": ("当前状态不需要补充材料", "No materials are awaited now"),
     "certificate_revoked": ("证件已注销", "Certificate already revoked"),
     "rate_limited": ("请求过于频繁", "Too many requests"),
+    "locked_out": ("查询失败次数过多，已暂时锁定", "Too many failed attempts; locked for now"),
+    "payload_too_large": ("请求体过大", "Request body too large"),
     "family_exists": ("这对夫妻已登记为家庭", "Couple already registered as a family"),
     "child_already_linked": ("该子女已在此家庭中", "Child already linked to this family"),
     "duplicate_birth": ("该出生已登记", "Birth already registered"),
@@ -140,7 +142,11 @@ def problem_responses() -> dict[int | str, dict[str, Any]]:
         403: "Role or region not allowed (forbidden, out_of_region)",
         404: "Not found",
         409: "Conflict (e.g. version_conflict, duplicate_id_number)",
+        412: "If-Match names a version no longer current (precondition_failed)",
+        413: "Request body over the route's limit (payload_too_large)",
         422: "Invalid input (validation_failed, body_not_json, ...)",
+        428: "A change that needs the version read sent neither If-Match nor version "
+        "(version_required)",
         503: "Database or broker unavailable; retry after Retry-After",
     }
     return {
@@ -258,11 +264,24 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        carried = getattr(exc, "problem", None)  # e.g. shared.limits' 413 raised mid-body
+        if isinstance(carried, Problem):
+            return problem_response(request, carried)
+        if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+            # FastAPI's answer to a JSON body that is not UTF-8: as unparsable as bad JSON.
+            problem = Problem(
+                422,
+                "body_not_json",
+                "请求体不是 UTF-8 编码的 JSON",
+                "The request body is not UTF-8 encoded JSON",
+            )
+            return problem_response(request, problem)
         code = {
             401: "unauthenticated",
             403: "forbidden",
             404: "route_not_found",
             405: "method_not_allowed",
+            413: "payload_too_large",
         }.get(exc.status_code, "conflict" if exc.status_code == 409 else "validation_failed")
         if exc.status_code >= 500:
             code = "internal_error"
@@ -280,6 +299,24 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem_response(
             request, Problem(503, "database_unavailable", headers={"Retry-After": "5"})
         )
+
+    @app.exception_handler(DBAPIError)
+    async def _data(request: Request, exc: DBAPIError) -> JSONResponse:
+        # SQLSTATE class 22 (data exception): a value from the request the database refuses,
+        # e.g. a NUL character in a string on PostgreSQL. The caller's input, not our fault.
+        if str(getattr(exc.orig, "sqlstate", None) or "").startswith("22"):
+            log.info("data exception answered as 422: %s", exc.orig)
+            return problem_response(
+                request,
+                Problem(
+                    422,
+                    "validation_failed",
+                    "请求中含有无法保存的值（如 NUL 字符）",
+                    "The request holds a value that cannot be stored (e.g. a NUL character)",
+                ),
+            )
+        log.error("unhandled database error", exc_info=exc)
+        return problem_response(request, Problem(500, "internal_error"))
 
     # Connection lost, server restarting, database locked, pool exhausted: retry later.
     for error in (OperationalError, InterfaceError, PoolTimeoutError):

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import MetaData, and_, or_, select
 
@@ -31,6 +31,7 @@ from shared.events.broker import STREAMS, Broker, ensure_stream
 from shared.events.consumer import ConsumerRunner, Handler, ReplayFailed
 from shared.events.outbox import Outbox, OutboxRelay, UnitOfWork
 from shared.inflight import InFlight
+from shared.limits import BodySizeLimit
 from shared.observability import ServiceMetrics, configure_logging, install_http_observability
 from shared.pagination import MAX_LIMIT, Page, cursor_time, decode_cursor, encode_cursor
 from shared.tables import KernelTables
@@ -202,6 +203,7 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
     )
     app.state.runtime = Runtime(spec, settings)
     install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, settings=settings)  # inside observability: 413s counted
     install_http_observability(app, spec.name, app.state.runtime.metrics)
     app.include_router(_health_router())
     app.include_router(_dead_letter_router(), prefix="/api/v1")
@@ -238,7 +240,12 @@ def _health_router() -> APIRouter:
         )
         return problem_response(request, problem)
 
-    @router.get("/metrics", summary="Prometheus metrics")
+    @router.get(
+        "/metrics",
+        summary="Prometheus metrics",
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+    )
     async def metrics(rt: RuntimeDep) -> Response:
         with contextlib.suppress(Exception):
             await rt.relay._refresh_backlog()

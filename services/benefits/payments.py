@@ -80,7 +80,8 @@ ACCOUNT_CONTEXT = "account_no"  # FieldCipher associated data of payee account n
 OPEN_RUN = ("draft", "approved")
 SENT = ("exported", "paid", "failed")  # lines that went to the bank
 CHUNK = 2000  # ids per IN (...) list: far under SQLite's and asyncpg's parameter limits
-PERIOD_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
+# Year 0000 is no calendar month (Period refuses it): leading digit 1-9.
+PERIOD_PATTERN = r"^[1-9]\d{3}-(0[1-9]|1[0-2])$"
 REGION_PATTERN = r"^\d{2,12}$"
 
 # -- shapes -------------------------------------------------------------------------------------

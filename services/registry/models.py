@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, Column, Index
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -93,6 +93,19 @@ class ApplicationAction(Base, table=True):
     to_status: str = Field(max_length=20)
     comment: str | None = Field(default=None, max_length=1000)
     at: datetime = _ts()
+
+
+class ProgressFailure(Base, table=True):
+    """A wrong phone ending asked for an application number, known or not: the public progress
+    query's lockout counts these (across replicas); rows older than the window are pruned."""
+
+    __tablename__ = "progress_failures"
+    __table_args__ = (Index("ix_progress_failures_number_at", "application_no", "failed_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    application_no: str = Field(max_length=64)  # as asked (a digest when longer)
+    # On the service's clock (``uow.clock``), not utcnow: tests move through the window.
+    failed_at: datetime = Field(sa_type=UtcDateTime, index=True)
 
 
 class CertificateSequence(Base, table=True):

@@ -16,6 +16,7 @@ from services.benefits import enrolling, sweeps
 from services.benefits.events import programs
 from services.benefits.models import Enrollment
 from shared.auth import Principal, Role, require_roles
+from shared.clock import AsOfQuery as AsOf
 from shared.concurrency import etag, expected_version
 from shared.errors import problem_responses
 from shared.events.outbox import UnitOfWork
@@ -326,7 +327,7 @@ class SweepOut(BaseModel):
     tags=["admin"],
     summary="Run the daily enrollment sweep for a given day (default: today in Beijing)",
 )
-async def run_sweep(rt: RuntimeDep, _: Admin, as_of: date | None = None) -> SweepOut:
+async def run_sweep(rt: RuntimeDep, _: Admin, as_of: AsOf = None) -> SweepOut:
     result = await sweeps.sweep_enrollments(rt, as_of or rt.clock.today())
     return SweepOut(
         as_of=result.as_of, period=result.period, created=result.created, aged_out=result.aged_out

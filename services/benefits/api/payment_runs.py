@@ -39,6 +39,7 @@ from shared.auth import Principal, Role, require_roles
 from shared.concurrency import etag, expected_version
 from shared.errors import Problem, problem_responses
 from shared.idempotency import run_idempotent
+from shared.limits import larger_body
 from shared.pagination import MAX_LIMIT, Page
 from shared.service import RuntimeDep
 
@@ -186,7 +187,8 @@ async def disbursement_file(run_id: str, rt: RuntimeDep, principal: Officer) -> 
         "requestBody": {
             "required": True,
             "content": {"text/csv": {"schema": {"type": "string"}}},
-        }
+        },
+        **larger_body("max_return_file_bytes"),  # a return file has a line per payment
     },
 )
 async def reconcile(

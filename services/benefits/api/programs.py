@@ -19,7 +19,8 @@ from shared.service import RuntimeDep
 
 router = APIRouter(tags=["programs"], responses=problem_responses())
 
-PERIOD_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
+# Year 0000 is no calendar month (Period refuses it): leading digit 1-9.
+PERIOD_PATTERN = r"^[1-9]\d{3}-(0[1-9]|1[0-2])$"
 
 AnyCaller = Annotated[Principal, Depends(require_roles(*Role))]
 # The eligibility check takes facts about a resident: staff who handle applications send them.

@@ -6,11 +6,13 @@ Region and ownership are checked in the use cases (``Principal.require_region``,
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Header
+from fastapi import Depends, Header, Request
 
 from shared.auth import Principal, Role, current_principal, require_roles
+from shared.errors import PROBLEM_JSON, ProblemDetails
+from shared.ratelimit import RateLimiter
 
 # The people responsible for a village or township (代办员, 村计生专干, 乡镇/县计生办).
 LOCAL_STAFF = (
@@ -36,3 +38,24 @@ Revoker = Annotated[
 Bureau = Annotated[Principal, Depends(require_roles(Role.bureau_system))]
 
 IfMatch = Annotated[str | None, Header(description='The version you read, e.g. "3" (ETag)')]
+
+
+def _public_rate_limit(request: Request) -> None:
+    """Anyone, no login: one per-client limiter for every public route of the app (guessing
+    application numbers, phone endings or codes is slowed to a few tries a minute)."""
+    state = request.app.state
+    if not hasattr(state, "public_limiter"):
+        state.public_limiter = RateLimiter(state.runtime.settings.public_rate_per_minute)
+    state.public_limiter.check(request)
+
+
+# The dependency of every route open to anyone (public.py's router, the catalogue), and the
+# answer it adds to their OpenAPI.
+Public = Depends(_public_rate_limit)
+PUBLIC_RESPONSES: dict[int | str, dict[str, Any]] = {
+    429: {
+        "description": "rate_limited (this client), or locked_out (this application number); "
+        "retry after Retry-After seconds",
+        "content": {PROBLEM_JSON: {"schema": ProblemDetails.model_json_schema()}},
+    }
+}

@@ -3,9 +3,16 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from services.registry.api.access import PUBLIC_RESPONSES, Public
 from services.registry.usecases.common import catalogue
 
-router = APIRouter(prefix="/certificate-types", tags=["catalogue"])
+# Open to anyone (政务公开), so rate-limited per client like every public route.
+router = APIRouter(
+    prefix="/certificate-types",
+    tags=["catalogue"],
+    dependencies=[Public],
+    responses=PUBLIC_RESPONSES,
+)
 
 
 class MaterialOut(BaseModel):

@@ -1,34 +1,29 @@
-"""No login: progress by application number and phone ending; certificate verification."""
+"""No login: progress by application number and phone ending; certificate verification.
+
+Every route here is rate-limited per client (``access.Public``, on the router); the progress
+query also locks an application number after too many wrong phone endings (``usecases.public``).
+"""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 
+from services.registry.api.access import PUBLIC_RESPONSES, Public
 from services.registry.api.schemas import ProgressOut, VerificationOut
 from services.registry.usecases import public as usecases
-from shared.ratelimit import RateLimiter
 from shared.service import RuntimeDep
 
-router = APIRouter(prefix="/public", tags=["public"])
-
-
-def rate_limited(request: Request) -> None:
-    """Guessing application numbers or codes is slowed to a few tries a minute per client."""
-    state = request.app.state
-    if not hasattr(state, "public_limiter"):
-        state.public_limiter = RateLimiter(state.runtime.settings.public_rate_per_minute)
-    state.public_limiter.check(request)
-
-
-Limited = Depends(rate_limited)
+router = APIRouter(
+    prefix="/public", tags=["public"], dependencies=[Public], responses=PUBLIC_RESPONSES
+)
 
 
 @router.get(
     "/applications/{application_no}/progress",
     response_model=ProgressOut,
-    dependencies=[Limited],
     summary="Progress of an application (no login)",
 )
 async def progress(
@@ -36,14 +31,17 @@ async def progress(
     phone_last4: Annotated[str, Query(pattern=r"^\d{4}$", description="Last 4 digits")],
     rt: RuntimeDep,
 ) -> ProgressOut:
+    lockout = usecases.Lockout(
+        rt.settings.progress_lockout_failures,
+        timedelta(seconds=rt.settings.progress_lockout_window_seconds),
+    )
     async with rt.uow() as uow:
-        return await usecases.progress(uow, application_no, phone_last4)
+        return await usecases.progress(uow, application_no, phone_last4, lockout)
 
 
 @router.get(
     "/certificates/{certificate_no}/verification",
     response_model=VerificationOut,
-    dependencies=[Limited],
     summary="Is this certificate genuine and valid? (no login)",
 )
 async def verify(

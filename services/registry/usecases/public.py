@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import hashlib
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
 
 from services.registry.api.schemas import ProgressOut, VerificationOut
 from services.registry.domain import applications as rules
-from services.registry.models import Application, Certificate, Person
+from services.registry.models import Application, Certificate, Person, ProgressFailure
 from services.registry.usecases.applications import ON_THE_CLOCK
 from services.registry.usecases.common import catalogue
 from shared.errors import Problem
@@ -20,8 +25,59 @@ _NO_MATCH = Problem(
 )
 
 
-async def progress(uow: UnitOfWork, application_no: str, phone_last4: str) -> ProgressOut:
-    """Status, due date and next step, nothing more; a wrong number or phone looks the same."""
+@dataclass(frozen=True)
+class Lockout:
+    """``failures`` wrong phone endings for one number within ``window`` lock its query."""
+
+    failures: int
+    window: timedelta
+
+
+def _failure_key(application_no: str) -> str:
+    """The number as asked; one longer than the column (no real number is) as its digest."""
+    if len(application_no) <= 64:
+        return application_no
+    return hashlib.sha256(application_no.encode()).hexdigest()
+
+
+def _locked_out(now: datetime, frees_at: datetime) -> Problem:
+    seconds = max(1, math.ceil((frees_at - now).total_seconds()))
+    minutes = math.ceil(seconds / 60)
+    return Problem(
+        429,
+        "locked_out",
+        f"该申请编号的手机尾号错误次数过多，查询已暂时锁定，请 {minutes} 分钟后再试",
+        f"Too many wrong phone endings for this application number; "
+        f"queries are locked, retry in {minutes} minutes",
+        headers={"Retry-After": str(seconds)},
+    )
+
+
+async def progress(
+    uow: UnitOfWork, application_no: str, phone_last4: str, lockout: Lockout
+) -> ProgressOut:
+    """Status, due date and next step, nothing more; a wrong number or phone looks the same.
+
+    Guessing the 4 digits is made impractical: after ``lockout.failures`` wrong answers for a
+    number within ``lockout.window`` it is locked for everyone, right digits included, until
+    the oldest of them leaves the window. Unknown numbers count the same way (nothing tells
+    them apart), and a right answer does not clear the count: an applicant checking in between
+    would otherwise hand a guesser a fresh set of tries.
+    """
+    s = uow.session
+    key = _failure_key(application_no)
+    now = uow.clock.now()
+    since = now - lockout.window
+    recent = (
+        await s.scalars(
+            select(ProgressFailure.failed_at)
+            .where(ProgressFailure.application_no == key, ProgressFailure.failed_at > since)
+            .order_by(ProgressFailure.failed_at.desc())
+            .limit(lockout.failures)
+        )
+    ).all()
+    if len(recent) >= lockout.failures:
+        raise _locked_out(now, recent[-1] + lockout.window)
     row = (
         await uow.session.execute(
             select(Application, Person.phone)
@@ -30,6 +86,14 @@ async def progress(uow: UnitOfWork, application_no: str, phone_last4: str) -> Pr
         )
     ).first()
     if row is None or not row.phone or not row.phone.endswith(phone_last4):
+        s.add(ProgressFailure(application_no=key, failed_at=now))
+        # Prune every number's expired failures (indexed by time): the table stays small.
+        await s.execute(
+            delete(ProgressFailure)
+            .where(ProgressFailure.failed_at <= since)
+            .execution_options(synchronize_session=False)
+        )
+        await uow.commit()
         raise _NO_MATCH
     app: Application = row[0]
     status = rules.Status(app.status)

@@ -21,6 +21,7 @@ from services.visits.appointments import (
     TransitionIn,
 )
 from shared.auth import Principal, Role, current_principal, require_roles
+from shared.clock import AsOfQuery as AsOf
 from shared.concurrency import etag, expected_version
 from shared.errors import problem_responses
 from shared.idempotency import run_idempotent
@@ -287,6 +288,6 @@ class RemindersOut(BaseModel):
     tags=["admin"],
     summary="Send the day-before reminders for slots on the day after as_of (default today)",
 )
-async def run_reminders(rt: RuntimeDep, _: Admin, as_of: date | None = None) -> RemindersOut:
+async def run_reminders(rt: RuntimeDep, _: Admin, as_of: AsOf = None) -> RemindersOut:
     result = await appointments.send_reminders(rt, as_of or rt.clock.today())
     return RemindersOut(as_of=result.as_of, reminded=result.reminded)

@@ -10,6 +10,7 @@ from services.visits import sync
 from services.visits.sync import SyncPage, SyncPushIn, SyncPushOut
 from shared.auth import Principal, Role, require_roles
 from shared.errors import problem_responses, wants_english
+from shared.limits import larger_body
 from shared.service import RuntimeDep
 
 router = APIRouter(tags=["sync"], responses=problem_responses())
@@ -39,6 +40,7 @@ async def pull(
     "/sync",
     response_model=SyncPushOut,
     summary="Push visit records made offline; each item accepted, duplicate, conflict or rejected",
+    openapi_extra=larger_body("max_sync_push_bytes"),  # up to MAX_BATCH records of findings
 )
 async def push(
     body: SyncPushIn, request: Request, rt: RuntimeDep, principal: Worker

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from services.visits import plan_runs, tasks
 from services.visits.tasks import AssignmentIn, AssignmentOut, TaskOut
 from shared.auth import Principal, Role, require_roles
+from shared.clock import AsOfQuery as AsOf
 from shared.concurrency import etag
 from shared.errors import problem_responses
 from shared.pagination import MAX_LIMIT, Page
@@ -150,7 +151,7 @@ class AnnouncementsOut(BaseModel):
     tags=["admin"],
     summary="Announce tasks that are due / overdue on as_of (default today), once each",
 )
-async def sweep_tasks(rt: RuntimeDep, _: Admin, as_of: date | None = None) -> AnnouncementsOut:
+async def sweep_tasks(rt: RuntimeDep, _: Admin, as_of: AsOf = None) -> AnnouncementsOut:
     result = await tasks.announce(rt, as_of or rt.clock.today())
     return AnnouncementsOut(as_of=result.as_of, due=result.due, overdue=result.overdue)
 
@@ -168,7 +169,7 @@ class PlanSweepOut(BaseModel):
     tags=["admin"],
     summary="Start age plans and extend repeating plans as of as_of (default today)",
 )
-async def sweep_plans(rt: RuntimeDep, _: Admin, as_of: date | None = None) -> PlanSweepOut:
+async def sweep_plans(rt: RuntimeDep, _: Admin, as_of: AsOf = None) -> PlanSweepOut:
     result = await plan_runs.sweep_plans(rt, as_of or rt.clock.today())
     return PlanSweepOut(
         as_of=result.as_of,
