@@ -60,6 +60,9 @@ class Database:
             "pool_pre_ping": True,
             "pool_size": pool_size,
             "max_overflow": pool_size,
+            # A database error's text must not carry the statement's values (ID numbers,
+            # phones) into the logs that print it.
+            "hide_parameters": True,
         }
         if self.is_sqlite:
             # A generous busy timeout makes concurrent writers wait instead of failing.

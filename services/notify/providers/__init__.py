@@ -171,6 +171,12 @@ def build_providers(
         if len(set(names)) != len(names):
             raise ValueError(f"notify: {where} lists a provider twice: {names}")
         for name in names:
+            if name == "file" and settings.env == "production":
+                # The development provider writes numbers and texts in clear to a file.
+                raise ValueError(
+                    f"notify: {where}: the file provider is for development; name a real one "
+                    "in production"
+                )
             if name not in CHANNEL_PROVIDERS[channel]:
                 known = ", ".join(CHANNEL_PROVIDERS[channel])
                 raise ValueError(

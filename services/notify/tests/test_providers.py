@@ -923,8 +923,21 @@ def test_build_providers_refuses_unknown_names_and_missing_credentials(tmp_path:
     refused("LINGJU_NOTIFY_GATEWAY_URL", notify_sms_providers=["gateway"])
     refused("LINGJU_NOTIFY_WECHAT_APP_SECRET", notify_wechat_providers=["wechat"])
     refused("LINGJU_NOTIFY_WEBHOOK_SECRET", notify_webhook_secret="")
-    refused("production needs LINGJU_NOTIFY_WEBHOOK_SECRET", env="production")
-    build_providers(Settings(var_dir=tmp_path, env="production", notify_webhook_secret="real"))
+    # Production: the development file provider (numbers and texts in clear) is refused, and
+    # so is the development webhook secret.
+    refused("file provider is for development", env="production")
+    gateway = {
+        "notify_sms_providers": ["gateway"],
+        "notify_wechat_providers": ["wechat"],
+        "notify_gateway_url": "https://sms.example.gov.cn",
+        "notify_gateway_secret": "g",
+        "notify_wechat_app_id": "a",
+        "notify_wechat_app_secret": "s",
+    }
+    refused("production needs LINGJU_NOTIFY_WEBHOOK_SECRET", env="production", **gateway)
+    build_providers(
+        Settings(var_dir=tmp_path, env="production", notify_webhook_secret="real", **gateway)  # type: ignore[arg-type]
+    )
 
 
 def test_retry_after_reads_seconds_and_http_dates() -> None:
