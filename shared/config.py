@@ -20,6 +20,10 @@ DEV_BUREAU_HMAC_SECRET = "lingju-development-bureau-secret"
 DEV_BLIND_INDEX_KEY = "bGluZ2p1LWRldmVsb3BtZW50LWJsaW5kLWluZGV4LWtleQ=="
 
 
+# HS256 keys shorter than the hash (256 bits) are guessable offline from any token.
+MIN_HS256_SECRET_BYTES = 32
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LINGJU_", extra="ignore")
 
@@ -168,8 +172,20 @@ class Settings(BaseSettings):
         """Refuse to run production with development secrets: each service those it uses."""
         if self.env != "production":
             return
-        if self.jwt_secret == DEV_JWT_SECRET and not self.jwt_jwks_url:
+        if self.jwt_jwks_url:
+            # Tokens from the county's identity provider must be meant for us, by it.
+            if not self.jwt_issuer or not self.jwt_audience:
+                raise RuntimeError(
+                    "production with LINGJU_JWT_JWKS_URL needs LINGJU_JWT_ISSUER and "
+                    "LINGJU_JWT_AUDIENCE"
+                )
+        elif self.jwt_secret == DEV_JWT_SECRET:
             raise RuntimeError("production needs LINGJU_JWT_JWKS_URL (or a real secret)")
+        elif len(self.jwt_secret.encode()) < MIN_HS256_SECRET_BYTES:
+            # Anyone who guesses the secret mints any role's token.
+            raise RuntimeError(
+                f"LINGJU_JWT_SECRET must be at least {MIN_HS256_SECRET_BYTES} bytes in production"
+            )
         # Benefits encrypts payee bank accounts with the same data keys.
         if service in (None, "registry", "benefits") and (
             self.data_keys == DEV_DATA_KEY or self.blind_index_key == DEV_BLIND_INDEX_KEY
