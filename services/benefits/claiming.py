@@ -17,7 +17,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.benefits.domain.claims import approvable, remaining
@@ -29,7 +28,7 @@ from services.benefits.models import Claim, ClaimCap, FamilyFacts, PersonFacts
 from shared import money
 from shared.auth import Principal, Role, require_checker
 from shared.concurrency import Expected, versioned_update
-from shared.db import utcnow
+from shared.db import dialect_insert, utcnow
 from shared.errors import Problem, not_found
 from shared.events.outbox import UnitOfWork
 from shared.pagination import Page, after_time_cursor, encode_cursor
@@ -332,10 +331,8 @@ async def _ensure_cap_row(session: AsyncSession, program: Program, couple_key: s
     """Create the couple's counter if missing. Two first approvals may race: ON CONFLICT DO
     NOTHING lets the loser go on with the winner's row (PostgreSQL makes it wait for the
     winner's commit; SQLite has one writer at a time)."""
-    bind = session.bind
-    dialect = postgresql if bind is not None and bind.dialect.name == "postgresql" else sqlite
     await session.execute(
-        dialect.insert(ClaimCap)
+        dialect_insert(session, ClaimCap)
         .values(program=program.code, couple_key=couple_key, cap_fen=program.cap_fen, used_fen=0)
         .on_conflict_do_nothing()
     )

@@ -22,8 +22,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
-
 from services.notify import templates
 from services.notify.domain import preferences as prefs
 from services.notify.domain.routing import (
@@ -45,7 +43,7 @@ from services.notify.models import (
 )
 from services.notify.recipients import Recipient, resolve
 from services.notify.views import VIEWS
-from shared.db import utcnow
+from shared.db import dialect_insert, utcnow
 from shared.events import CloudEvent
 from shared.events.envelope import ConsumedData
 from shared.events.outbox import UnitOfWork
@@ -83,14 +81,16 @@ async def on_person_contact(uow: UnitOfWork, event: CloudEvent) -> None:
 async def on_routed_event(uow: UnitOfWork, event: CloudEvent) -> None:
     """Every route the event matches, for every recipient it names (see the module doc)."""
     VIEWS[event.type].model_validate(event.data)  # a malformed event dead-letters, named
+    person_name = await _person_name(uow, event.data)  # once per event, not per recipient
     for route in routing().for_event(event.type, event.data):
+        template = await templates.current(uow.session, route.template)  # once per route
         told: set[str] = set()
         for spec in route.recipients:
             for recipient in await resolve(uow.session, spec, event.data):
                 if recipient.key in told:  # named twice by one route (agent = officer)
                     continue
                 told.add(recipient.key)
-                await _tell(uow, event, route, recipient)
+                await _tell(uow, event, route, template, recipient, person_name)
 
 
 async def _person_name(uow: UnitOfWork, data: Mapping[str, Any]) -> str:
@@ -102,18 +102,22 @@ async def _person_name(uow: UnitOfWork, data: Mapping[str, Any]) -> str:
 
 
 def _insert_ignore(uow: UnitOfWork, table: Any, row: dict[str, Any]) -> Any:
-    bind = uow.session.bind
-    dialect = postgresql if bind is not None and bind.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table).values(row).on_conflict_do_nothing()
+    return dialect_insert(uow.session, table).values(row).on_conflict_do_nothing()
 
 
-async def _tell(uow: UnitOfWork, event: CloudEvent, route: Route, recipient: Recipient) -> None:
+async def _tell(
+    uow: UnitOfWork,
+    event: CloudEvent,
+    route: Route,
+    template: Template,
+    recipient: Recipient,
+    person_name: str,
+) -> None:
     s = uow.session
-    template = await templates.current(s, route.template)
     values = {
         **event.data,
         "recipient_name": recipient.name,
-        "person_name": await _person_name(uow, event.data),
+        "person_name": person_name,
     }
     if route.digest and recipient.key.startswith("staff:"):
         day = prefs.digest_day(uow.clock.now(), uow.settings.notify_digest_hour)

@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify.domain.templates import check_template, parse_seed
 from services.notify.models import Template
 from services.notify.views import DIGEST_VARIABLES, variables_of
-from shared.db import utcnow
+from shared.db import dialect_insert, utcnow
 from shared.errors import Problem
 
 SEED_FILE = Path(__file__).with_name("templates.toml")
@@ -70,9 +69,7 @@ def seeds() -> dict[str, dict[str, Any]]:
 
 
 def _insert(session: AsyncSession) -> Any:
-    bind = session.bind
-    pg = bind is not None and bind.dialect.name == "postgresql"
-    return (postgresql.insert if pg else sqlite.insert)(_TABLE)
+    return dialect_insert(session, _TABLE)
 
 
 async def _newest(session: AsyncSession, code: str) -> Template | None:

@@ -36,7 +36,7 @@ from sqlalchemy import and_, case, exists, literal, or_, select, update
 from services.visits import events, tasks
 from services.visits.domain.plans import AGE, Plan, add_months, age_span
 from services.visits.models import PersonFacts, PlanRun, Task
-from shared.db import utcnow
+from shared.db import dialect_insert, utcnow
 from shared.events.outbox import UnitOfWork
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ async def move_person(uow: UnitOfWork, person_id: str, old_region: str, new_regi
                 continue
             anchor, until = age_span(plan, person.birth_date)
             await s.execute(
-                tasks._insert(s)(_RUNS)
+                dialect_insert(s, _RUNS)
                 .values(
                     id=str(uuid.uuid4()),
                     plan=plan.code,

@@ -26,7 +26,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.visits import plan_runs
@@ -34,10 +33,10 @@ from services.visits.domain.plans import PROCEDURE_EVENT, Plan
 from services.visits.events import ProcedureRecorded, VisitRecorded, plans
 from services.visits.forms import findings_errors
 from services.visits.models import PersonFacts, Procedure, Station, Task, VisitRecord
-from services.visits.tasks import _assignees, start_plan
+from services.visits.tasks import _assignees, start_plan, task_names
 from shared import clock
 from shared.auth import Principal, Role
-from shared.db import utcnow
+from shared.db import dialect_insert, utcnow
 from shared.errors import Problem, not_found
 from shared.events.outbox import UnitOfWork
 
@@ -234,16 +233,6 @@ async def _task(session: AsyncSession, task_id: str) -> Task:
     return task
 
 
-def _service_of(task: Task) -> str:
-    """The service whose form a task's findings follow; an extra visit or a referral
-    ("<step>_extra", "<step>_referral") follows the step it came from."""
-    plan = plans().get(task.plan)
-    if plan is None:
-        return ""
-    step = plan.step(task.step) or plan.step(task.step.rpartition("_")[0])
-    return step.service if step else ""
-
-
 async def existing_visit(
     session: AsyncSession, task_id: str, record_id: str, principal: Principal
 ) -> VisitOut | None:
@@ -306,9 +295,7 @@ async def _next_task(session: AsyncSession, task: Task, record_id: str, kind: st
         "created_at": now,
         "updated_at": now,
     }
-    bind = session.bind
-    dialect = postgresql if bind is not None and bind.dialect.name == "postgresql" else sqlite
-    await session.execute(dialect.insert(_TASKS).values(row).on_conflict_do_nothing())
+    await session.execute(dialect_insert(session, _TASKS).values(row).on_conflict_do_nothing())
     return new_id
 
 
@@ -330,7 +317,7 @@ async def record_visit(
     visit_day = body.performed_at.astimezone(clock.SHANGHAI).date()
     if visit_day > uow.clock.today():
         raise _invalid("performed_at", "随访时间不能晚于今天", "performed_at is in the future")
-    errors = findings_errors(_service_of(task), body.findings)
+    errors = findings_errors(task_names(task)[2], body.findings)
     if errors:
         raise Problem(
             422,

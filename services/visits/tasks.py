@@ -29,11 +29,10 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, and_, case, literal, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 # Module references: events.py and plan_runs.py import this module in turn.
@@ -50,7 +49,7 @@ from services.visits.domain.plans import (
 from services.visits.models import Assignment, PersonFacts, PlanRun, Task
 from shared.auth import Principal, Role
 from shared.concurrency import Expected
-from shared.db import utcnow
+from shared.db import dialect_insert, utcnow
 from shared.errors import Problem, not_found
 from shared.events import CloudEvent
 from shared.events.consumer import RetryLater
@@ -92,13 +91,6 @@ async def _assignees(session: AsyncSession, region_code: str) -> dict[str, str]:
         )
     )
     return {t: sub for t, area, sub in rows if area == area_of(region_code, t)}
-
-
-def _insert(session: AsyncSession) -> Any:
-    """The dialect's INSERT, for ON CONFLICT DO NOTHING."""
-    bind = session.bind
-    pg = bind is not None and bind.dialect.name == "postgresql"
-    return postgresql.insert if pg else sqlite.insert
 
 
 def windows_between(
@@ -170,7 +162,9 @@ async def insert_tasks(
         }
         for step, k, w in windows
     ]
-    result = await session.execute(_insert(session)(_TASKS).values(rows).on_conflict_do_nothing())
+    result = await session.execute(
+        dialect_insert(session, _TASKS).values(rows).on_conflict_do_nothing()
+    )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
@@ -207,7 +201,7 @@ async def start_plan(
         through = min(through, until)
     now = utcnow()
     started = await s.execute(
-        _insert(s)(_RUNS)
+        dialect_insert(s, _RUNS)
         .values(
             id=str(uuid.uuid4()),
             plan=plan.code,

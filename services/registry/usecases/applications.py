@@ -7,7 +7,6 @@ import uuid
 from datetime import date
 
 from sqlalchemy import and_, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from services.registry.api.schemas import (
     ActionOut,
@@ -42,7 +41,7 @@ from services.registry.usecases.common import (
 )
 from shared.auth import Principal, Role
 from shared.concurrency import Expected, versioned_update
-from shared.db import utcnow
+from shared.db import dialect_insert, utcnow
 from shared.errors import Problem, not_found
 from shared.events.outbox import UnitOfWork
 from shared.pagination import Page, cursor_date, decode_cursor, encode_cursor
@@ -315,11 +314,8 @@ async def review_application(
 
 async def _next_sequence(uow: UnitOfWork, county_code: str, year: int) -> int:
     """Take the next number atomically; a concurrent issuer waits on the row, never shares it."""
-    dialect = (
-        postgresql if uow.session.bind and uow.session.bind.dialect.name == "postgresql" else sqlite
-    )
     await uow.session.execute(
-        dialect.insert(CertificateSequence)
+        dialect_insert(uow.session, CertificateSequence)
         .values(county_code=county_code, year=year, last=0)
         .on_conflict_do_nothing()
     )
