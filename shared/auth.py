@@ -29,6 +29,7 @@ class Role(StrEnum):
     county_officer = "county_officer"
     bureau_system = "bureau_system"  # 县卫健局
     admin = "admin"
+    auditor = "auditor"  # reads the audit trail of the region it is given, nothing else
 
 
 OFFICERS = (Role.township_officer, Role.county_officer, Role.admin)

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import os
+from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -55,6 +56,18 @@ class FieldCipher:
         """Deterministic keyed digest for equality lookups; the context keeps indexes apart."""
         mac = hmac.new(self._index_key, f"{context}\x00{value}".encode(), hashlib.sha256)
         return mac.hexdigest()
+
+
+@dataclass(frozen=True)
+class EncryptedColumn:
+    """A column holding ``FieldCipher`` ciphertext, declared by the service that owns the table
+    (``ENCRYPTED_COLUMNS`` in its ``models.py``) so key rotation finds every one of them:
+    ``lingju reencrypt`` rewrites values still under an old key id with the active key."""
+
+    table: str
+    column: str
+    context: str  # the associated data the values were encrypted with
+    key: str = "id"  # the table's primary key column, to update row by row in batches
 
 
 def mask_id_number(id_number: str) -> str:

@@ -8,6 +8,11 @@ The caller sends two headers::
 The receiver recomputes the HMAC over the exact bytes it received, compares in constant time,
 and refuses a timestamp further than ``max_age_seconds`` from its clock (a captured request
 cannot be replayed later). Senders and receivers, and the tests, use these same functions.
+
+Rotation without downtime: a receiver accepts any of a list of secrets (the new one first, the
+old one until every sender has switched), and a sender that holds two signs with both, one
+``sha256=<hex>`` per secret, comma separated; a receiver accepts the request when any one of the
+signatures matches any one of its secrets.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import hashlib
 import hmac
 import re
 import time
+from collections.abc import Sequence
 
 TIMESTAMP_HEADER = "X-Lingju-Timestamp"
 SIGNATURE_HEADER = "X-Lingju-Signature"
@@ -49,19 +55,30 @@ def _digest(secret: str, timestamp: str, body: bytes) -> str:
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
-def sign(secret: str, timestamp: int | str, body: bytes) -> str:
-    """The ``X-Lingju-Signature`` value for ``body`` sent at ``timestamp`` (unix seconds)."""
-    return SCHEME + _digest(secret, str(timestamp), body)
+# Without a limit, a header of thousands of signatures would cost as many HMACs per secret.
+MAX_SIGNATURES = 4
 
 
-def signed_headers(secret: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+def _secrets(secrets: str | Sequence[str]) -> list[str]:
+    return [secrets] if isinstance(secrets, str) else [s for s in secrets if s]
+
+
+def sign(secrets: str | Sequence[str], timestamp: int | str, body: bytes) -> str:
+    """The ``X-Lingju-Signature`` value for ``body`` sent at ``timestamp`` (unix seconds): one
+    ``sha256=<hex>`` per secret, comma separated (two while a secret is being rotated)."""
+    return ",".join(SCHEME + _digest(s, str(timestamp), body) for s in _secrets(secrets))
+
+
+def signed_headers(
+    secrets: str | Sequence[str], body: bytes, timestamp: int | None = None
+) -> dict[str, str]:
     """Both headers a sender attaches to ``body`` (now, unless ``timestamp`` is given)."""
     ts = str(int(time.time()) if timestamp is None else timestamp)
-    return {TIMESTAMP_HEADER: ts, SIGNATURE_HEADER: sign(secret, ts, body)}
+    return {TIMESTAMP_HEADER: ts, SIGNATURE_HEADER: sign(secrets, ts, body)}
 
 
 def verify(
-    secret: str,
+    secrets: str | Sequence[str],
     timestamp: str | None,
     signature: str | None,
     body: bytes,
@@ -74,7 +91,8 @@ def verify(
     The signature is checked before the age, so an attacker learns nothing about the clock
     from a forged request; a timestamp too far in the future is refused like an old one.
     """
-    if not secret:
+    keys = _secrets(secrets)
+    if not keys:
         raise SignatureInvalid("未配置签名密钥", "No signing secret is configured")
     if not timestamp or not signature:
         raise SignatureInvalid(
@@ -88,14 +106,19 @@ def verify(
             f"{TIMESTAMP_HEADER} 应为 Unix 时间戳（秒）",
             f"{TIMESTAMP_HEADER} must be unix seconds",
         )
-    hex_part = signature[len(SCHEME) :].lower() if signature.startswith(SCHEME) else ""
-    if not _HEX_DIGEST.match(hex_part):
+    offered = [part.strip() for part in signature.split(",")]
+    digests = [p[len(SCHEME) :].lower() if p.startswith(SCHEME) else "" for p in offered]
+    if len(digests) > MAX_SIGNATURES or not all(_HEX_DIGEST.match(d) for d in digests):
         raise SignatureInvalid(
-            f"{SIGNATURE_HEADER} 格式应为 sha256=<64 位十六进制>",
-            f"{SIGNATURE_HEADER} must be sha256=<64 hex digits>",
+            f"{SIGNATURE_HEADER} 格式应为 sha256=<64 位十六进制>"
+            f"（至多 {MAX_SIGNATURES} 个，逗号分隔）",
+            f"{SIGNATURE_HEADER} must be sha256=<64 hex digits> "
+            f"(at most {MAX_SIGNATURES}, comma separated)",
         )
-    expected = _digest(secret, timestamp, body)
-    if not hmac.compare_digest(expected, hex_part):
+    expected = [_digest(key, timestamp, body) for key in keys]
+    # Every pair is compared, so the time taken says nothing about which one matched.
+    matched = [hmac.compare_digest(e, d) for e in expected for d in digests]
+    if not any(matched):
         raise SignatureInvalid("请求签名不正确", "The request signature does not match")
     current = time.time() if now is None else now
     if abs(current - int(timestamp)) > max_age_seconds:

@@ -127,3 +127,31 @@ def test_a_forged_old_request_is_invalid_not_expired() -> None:
     with pytest.raises(SignatureInvalid) as info:
         check(str(NOW), "sha256=" + "0" * 64, now=NOW + 10_000)
     assert not isinstance(info.value, SignatureExpired)
+
+
+def test_a_sender_rotating_its_secret_signs_with_both_and_either_receiver_accepts() -> None:
+    headers = signed_headers(["new-secret", SECRET], BODY, timestamp=NOW)
+    assert headers[SIGNATURE_HEADER].count("sha256=") == 2
+    check(headers[TIMESTAMP_HEADER], headers[SIGNATURE_HEADER])  # a receiver not yet rotated
+    verify("new-secret", str(NOW), headers[SIGNATURE_HEADER], BODY, max_age_seconds=300, now=NOW)
+
+
+def test_a_receiver_rotating_accepts_the_old_and_the_new_secret_and_nothing_else() -> None:
+    for secret in ("new-secret", SECRET):
+        signature = sign(secret, NOW, BODY)
+        verify(["new-secret", SECRET], str(NOW), signature, BODY, max_age_seconds=300, now=NOW)
+    with pytest.raises(SignatureInvalid):
+        verify(
+            ["new-secret", SECRET],
+            str(NOW),
+            sign("retired-secret", NOW, BODY),
+            BODY,
+            max_age_seconds=300,
+            now=NOW,
+        )
+
+
+def test_too_many_signatures_are_refused() -> None:
+    many = ",".join([sign(SECRET, NOW, BODY)] * 5)
+    with pytest.raises(SignatureInvalid):
+        check(str(NOW), many)
