@@ -75,10 +75,7 @@ async def stack(
     databases: dict[str, str], nats_server: NatsServer, tmp_path: Path
 ) -> AsyncIterator[object]:
     """The four apps in this process, over clean databases and a clean broker."""
-    from tests.support import InProcessStack, reset_broker, reset_databases
+    from tests.support import clean_stack
 
-    await reset_databases(databases)
-    await reset_broker(nats_server.url)
-    st = InProcessStack(databases, nats_server, tmp_path)
-    async with st.running():
+    async with clean_stack(databases, nats_server, tmp_path) as st:
         yield st

@@ -77,8 +77,18 @@ def require_checker(principal: Principal, maker: str, detail_zh: str, detail_en:
 class TokenVerifier:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # The key set is cached for jwt_jwks_cache_seconds, and no key outlives it (no per-key
+        # cache): a key the issuer withdraws stops working within that time. A token naming an
+        # unknown key id refetches the set at most once per cooldown (a new key is picked up
+        # at once; a flood of made-up key ids does not flood the issuer).
         self._jwks = (
-            jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=True)
+            jwt.PyJWKClient(
+                settings.jwt_jwks_url,
+                cache_keys=False,
+                lifespan=settings.jwt_jwks_cache_seconds,
+                cooldown_duration=settings.jwt_jwks_refresh_cooldown_seconds,
+                timeout=10,
+            )
             if settings.jwt_jwks_url
             else None
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -75,6 +75,135 @@ def revision(
     command.revision(
         alembic_config(service, settings.database_url(service)), message=message, autogenerate=True
     )
+
+
+@app.command()
+def reencrypt(
+    service: Annotated[
+        list[str] | None, typer.Argument(help="services whose columns to rewrite (default: all)")
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="rows per transaction (each batch commits on its own)")
+    ] = 500,
+) -> None:
+    """Rewrite every encrypted column's values with the active data key (the first of
+    LINGJU_DATA_KEYS). Safe to stop and run again, and while the services run."""
+    import asyncio
+
+    names = service or list(SERVICES)
+    for name in names:
+        if name not in SERVICES:
+            raise typer.BadParameter(f"unknown service {name}")
+    failed = asyncio.run(_reencrypt(Settings(), names, batch_size))
+    if failed:
+        console.print(f"[red]{failed} value(s) no configured key decrypts: see above[/red]")
+        raise typer.Exit(1)
+
+
+async def _reencrypt(settings: Settings, services: list[str], batch_size: int) -> int:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from shared.crypto import FieldCipher
+    from shared.db import Database
+    from shared.rotation import declared_columns, reencrypt_column
+
+    cipher = FieldCipher(settings.data_keys, settings.blind_index_key)
+    failed = 0
+    for name in services:
+        columns = declared_columns(name)
+        if not columns:
+            console.print(f"{name}: no encrypted columns")
+            continue
+        db = Database(settings.database_url(name), pool_size=1)
+        try:
+            for col in columns:
+                with Progress(
+                    TextColumn(f"{name} {col.table}.{col.column}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TimeRemainingColumn(),
+                    console=console,
+                    transient=True,
+                ) as bar:
+                    r = await reencrypt_column(
+                        db, cipher, col, batch_size=batch_size, progress=_RichBar(bar)
+                    )
+                console.print(
+                    f"{name} {r.name}: rewritten {r.rewritten}, already current {r.current}, "
+                    f"changed meanwhile {r.changed}, failed {r.failed}",
+                    soft_wrap=True,  # one line per column, for logs and grep
+                )
+                if r.failed:
+                    more = "" if len(r.failed_ids) == r.failed else " (first ones)"
+                    console.print(f"  failed ids{more}: {', '.join(r.failed_ids)}", soft_wrap=True)
+                failed += r.failed
+        finally:
+            await db.dispose()
+    return failed
+
+
+@app.command("audit-verify")
+def audit_verify(
+    service: Annotated[
+        list[str] | None, typer.Argument(help="services whose audit trail to check (default: all)")
+    ] = None,
+) -> None:
+    """Recompute every audit trail's hash chain; print each one's entries and head hash (keep
+    the head: a trail later cut back to before it is then caught). Exits 1 on any break."""
+    import asyncio
+
+    names = service or list(SERVICES)
+    for name in names:
+        if name not in SERVICES:
+            raise typer.BadParameter(f"unknown service {name}")
+    if not asyncio.run(_audit_verify(Settings(), names)):
+        raise typer.Exit(1)
+
+
+async def _audit_verify(settings: Settings, services: list[str]) -> bool:
+    import importlib
+
+    from shared.audit import verify
+    from shared.db import Database
+
+    intact = True
+    for name in services:
+        tables = importlib.import_module(f"services.{name}.models").KERNEL.audit
+        db = Database(settings.database_url(name), pool_size=1)
+        try:
+            v = await verify(db, tables)
+        finally:
+            await db.dispose()
+        if v.valid:
+            console.print(f"{name}: intact, {v.entries} entries, head {v.head_seq} {v.head_hash}")
+        else:
+            intact = False
+            console.print(
+                f"[red]{name}: BROKEN at entry {v.first_broken_seq}: {v.reason}[/red] "
+                f"({v.entries} entries verified before it)",
+                soft_wrap=True,
+            )
+    return intact
+
+
+class _RichBar:
+    """shared.rotation's progress on a rich bar: total = rows to rewrite, counted first."""
+
+    def __init__(self, bar: Any) -> None:
+        self.bar = bar
+        self.task = bar.add_task("rewrite", total=None)
+
+    def start(self, column: Any, total: int) -> None:
+        self.bar.update(self.task, total=total)
+
+    def advance(self, rows: int) -> None:
+        self.bar.advance(self.task, rows)
 
 
 @app.command()

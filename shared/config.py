@@ -17,11 +17,14 @@ DEV_JWT_SECRET = "lingju-development-secret-change-me-0123456789"
 DEV_DATA_KEY = "dev1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 DEV_CERTIFICATE_SIGNING_KEY = "lingju-development-certificate-signing-key"
 DEV_BUREAU_HMAC_SECRET = "lingju-development-bureau-secret"
+# The subjects ``lingju token --role bureau_system`` (and the tests) mint: the county-wide and
+# the unscoped development bureau token, and the name a deployment is expected to use.
+DEV_INTEGRATION_SUBJECTS = ("bureau_system-330102", "bureau_system-all", "county-bureau")
 DEV_BLIND_INDEX_KEY = "bGluZ2p1LWRldmVsb3BtZW50LWJsaW5kLWluZGV4LWtleQ=="
 
 
-# HS256 keys shorter than the hash (256 bits) are guessable offline from any token.
-MIN_HS256_SECRET_BYTES = 32
+# HMAC keys shorter than the hash (256 bits) are guessable offline from one signed message.
+MIN_INTEGRATION_SECRET_BYTES = 32
 
 
 class Settings(BaseSettings):
@@ -68,15 +71,23 @@ class Settings(BaseSettings):
     consumer_backoff_seconds: list[float] = Field(default_factory=lambda: [1.0, 5.0, 30.0, 120.0])
     consumer_lag_poll_seconds: float = 5.0
 
-    # Auth: HS256 in development; JWKS from an OIDC issuer in production.
+    # Auth: HS256 in development and tests; JWKS from an OIDC issuer in production.
     jwt_secret: str = DEV_JWT_SECRET
     jwt_jwks_url: str | None = None
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
-    jwt_leeway_seconds: int = 30
+    # Clock skew tolerated on exp and nbf: bounded, a wide one would keep expired tokens alive.
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    jwt_jwks_cache_seconds: float = Field(default=300, gt=0)
+    jwt_jwks_refresh_cooldown_seconds: float = Field(default=30, ge=0)
 
-    # The county health bureau signs its calls (HMAC-SHA256) with this shared secret.
-    bureau_hmac_secret: str = DEV_BUREAU_HMAC_SECRET
+    # Callers of the signed integration routes (the county health bureau), by their token's
+    # subject (JWT ``sub``): the HMAC-SHA256 secrets accepted from that client, newest first
+    # (two while one is being rotated). JSON in the environment:
+    # LINGJU_INTEGRATION_CLIENTS='{"county-bureau": ["<new>", "<old>"]}'.
+    integration_clients: dict[str, list[str]] = Field(
+        default_factory=lambda: {sub: [DEV_BUREAU_HMAC_SECRET] for sub in DEV_INTEGRATION_SUBJECTS}
+    )
     bureau_signature_max_age_seconds: int = 300
 
     # Personal data: "kid:base64key" pairs, comma separated; the first encrypts new values.
@@ -92,6 +103,13 @@ class Settings(BaseSettings):
     # the oldest of them leaves the window. Counted in the database: holds across replicas.
     progress_lockout_failures: int = Field(default=5, ge=1)
     progress_lockout_window_seconds: float = Field(default=900, gt=0)
+
+    # The API's own description (/docs, /redoc, /openapi.json): on by default outside
+    # production; production serves it only when asked (it maps every route for a stranger).
+    api_docs: bool | None = None
+    # Prometheus scrapes /metrics with this bearer token; unset, /metrics is open (development).
+    # Production refuses to start without one.
+    metrics_token: str | None = None
 
     # Every service: the largest request body in bytes (413 payload_too_large beyond it). A
     # route that takes more names its own setting (shared/limits.py ``larger_body``).
@@ -156,8 +174,12 @@ class Settings(BaseSettings):
     notify_wechat_base_url: str = "https://api.weixin.qq.com"
     notify_wechat_app_id: str | None = None
     notify_wechat_app_secret: str | None = None
-    # Signs outgoing webhooks (X-Lingju-Signature); production refuses this development value.
-    notify_webhook_secret: str = "lingju-development-webhook-secret"
+    # notify: after a staff webhook's secret is rotated, deliveries are signed with the new and
+    # the previous secret for this long, so the receiver can switch without losing a message.
+    notify_webhook_secret_grace_hours: float = Field(default=24, ge=0)
+    # notify: let webhooks go to http, IP literals and loopback or private addresses
+    # (development receivers); production refuses it.
+    notify_webhook_allow_private: bool = False
 
     def database_url(self, service: str) -> str:
         url = getattr(self, f"{service}_database_url")
@@ -168,32 +190,48 @@ class Settings(BaseSettings):
     def port(self, service: str) -> int:
         return int(getattr(self, f"{service}_port"))
 
+    @property
+    def serves_api_docs(self) -> bool:
+        return self.api_docs if self.api_docs is not None else self.env != "production"
+
     def check(self, service: str | None = None) -> None:
         """Refuse to run production with development secrets: each service those it uses."""
         if self.env != "production":
             return
-        if self.jwt_jwks_url:
-            # Tokens from the county's identity provider must be meant for us, by it.
-            if not self.jwt_issuer or not self.jwt_audience:
-                raise RuntimeError(
-                    "production with LINGJU_JWT_JWKS_URL needs LINGJU_JWT_ISSUER and "
-                    "LINGJU_JWT_AUDIENCE"
-                )
-        elif self.jwt_secret == DEV_JWT_SECRET:
-            raise RuntimeError("production needs LINGJU_JWT_JWKS_URL (or a real secret)")
-        elif len(self.jwt_secret.encode()) < MIN_HS256_SECRET_BYTES:
-            # Anyone who guesses the secret mints any role's token.
+        if not self.metrics_token or len(self.metrics_token) < 32:
+            # The metrics name routes, consumers and backlogs: not for anyone who asks.
+            raise RuntimeError("production needs LINGJU_METRICS_TOKEN (at least 32 characters)")
+        # A shared HS256 secret lets whoever holds it mint any role's token: production trusts
+        # only the county's identity provider, and only tokens it issued for us.
+        if not self.jwt_jwks_url:
             raise RuntimeError(
-                f"LINGJU_JWT_SECRET must be at least {MIN_HS256_SECRET_BYTES} bytes in production"
+                "production needs LINGJU_JWT_JWKS_URL: the HS256 development mode refuses to "
+                "start outside development"
             )
-        # Benefits encrypts payee bank accounts with the same data keys.
-        if service in (None, "registry", "benefits") and (
-            self.data_keys == DEV_DATA_KEY or self.blind_index_key == DEV_BLIND_INDEX_KEY
-        ):
+        if not self.jwt_issuer or not self.jwt_audience:
+            raise RuntimeError(
+                "production with LINGJU_JWT_JWKS_URL needs LINGJU_JWT_ISSUER and "
+                "LINGJU_JWT_AUDIENCE"
+            )
+        # Every service encrypts with them: ID numbers and phones (registry), bank accounts
+        # (benefits), health findings (visits), contact details (notify).
+        if self.data_keys == DEV_DATA_KEY or self.blind_index_key == DEV_BLIND_INDEX_KEY:
             raise RuntimeError("production needs LINGJU_DATA_KEYS and LINGJU_BLIND_INDEX_KEY")
         if service not in (None, "registry"):
             return
         if self.certificate_signing_key == DEV_CERTIFICATE_SIGNING_KEY:
             raise RuntimeError("production needs LINGJU_CERTIFICATE_SIGNING_KEY")
-        if self.bureau_hmac_secret == DEV_BUREAU_HMAC_SECRET:
-            raise RuntimeError("production needs LINGJU_BUREAU_HMAC_SECRET")
+        self._check_integration_clients()
+
+    def _check_integration_clients(self) -> None:
+        for client, secrets in self.integration_clients.items():
+            for secret in secrets:
+                if secret == DEV_BUREAU_HMAC_SECRET:
+                    raise RuntimeError(
+                        f"LINGJU_INTEGRATION_CLIENTS: client {client!r} has the development secret"
+                    )
+                if len(secret.encode()) < MIN_INTEGRATION_SECRET_BYTES:
+                    raise RuntimeError(
+                        f"LINGJU_INTEGRATION_CLIENTS: every secret of client {client!r} must be "
+                        f"at least {MIN_INTEGRATION_SECRET_BYTES} bytes"
+                    )

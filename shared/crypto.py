@@ -10,11 +10,17 @@ import base64
 import hashlib
 import hmac
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 _SEP = "."
+
+
+class DecryptError(Exception):
+    """A stored value that no configured key and context opens (the message names no value)."""
 
 
 class FieldCipher:
@@ -49,6 +55,19 @@ class FieldCipher:
         raw = base64.b64decode(b64)
         return self._keys[kid].decrypt(raw[:12], raw[12:], context.encode()).decode()
 
+    def decrypt_any(self, token: str, *, contexts: Sequence[str]) -> tuple[str, str]:
+        """The plaintext and the first of ``contexts`` it decrypts under: a column's current
+        context first, then those its values were once written with. Raises ``DecryptError``
+        when none of them (or no configured key) opens it."""
+        for context in contexts:
+            try:
+                return self.decrypt(token, context=context), context
+            except InvalidTag:
+                continue
+            except (KeyError, ValueError) as e:  # unknown key id, not base64, too short
+                raise DecryptError(f"no configured key opens this value: {type(e).__name__}") from e
+        raise DecryptError("the value decrypts under none of its column's contexts")
+
     def key_id(self, token: str) -> str:
         return token.partition(_SEP)[0]
 
@@ -62,12 +81,21 @@ class FieldCipher:
 class EncryptedColumn:
     """A column holding ``FieldCipher`` ciphertext, declared by the service that owns the table
     (``ENCRYPTED_COLUMNS`` in its ``models.py``) so key rotation finds every one of them:
-    ``lingju reencrypt`` rewrites values still under an old key id with the active key."""
+    ``lingju reencrypt`` (shared/rotation.py) rewrites values still under an old key id, or
+    under one of ``previous_contexts``, with the active key and ``context``."""
 
     table: str
     column: str
-    context: str  # the associated data the values were encrypted with
+    context: str  # the associated data the values are encrypted with
     key: str = "id"  # the table's primary key column, to update row by row in batches
+    # Associated data the column's values were once written with and are still read under
+    # (``FieldCipher.decrypt_any``) until the rotation rewrites them with ``context``.
+    previous_contexts: tuple[str, ...] = ()
+
+    @property
+    def contexts(self) -> tuple[str, ...]:
+        """Every context a stored value may be under, the current one first."""
+        return (self.context, *self.previous_contexts)
 
 
 def mask_id_number(id_number: str) -> str:

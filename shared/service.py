@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -21,7 +22,9 @@ from pydantic import BaseModel
 from sqlalchemy import MetaData, and_, or_, select
 
 from shared import context
-from shared.auth import Principal, Role, TokenVerifier, require_roles
+from shared.access import AccessPolicy
+from shared.audit import AuditTrail, audit_router
+from shared.auth import Principal, TokenVerifier
 from shared.clock import Clock, SystemClock
 from shared.config import Settings
 from shared.crypto import FieldCipher
@@ -46,6 +49,8 @@ class ServiceSpec:
     metadata: MetaData
     kernel: KernelTables
     routers: list[APIRouter]
+    # Who may call each route (shared/access.py): checked against the routes at start.
+    policy: AccessPolicy
     handlers: Mapping[str, Handler] = field(default_factory=dict)
     # Long-running loops of the service itself (e.g. notify's delivery dispatcher).
     workers: list[Callable[[Runtime], Awaitable[None]]] = field(default_factory=list)
@@ -195,20 +200,30 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
         finally:
             await rt.stop()
 
+    docs = settings.serves_api_docs
     app = FastAPI(
         title=spec.title,
         version="0.1.0",
         lifespan=lifespan,
         responses=problem_responses(),
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
     )
     app.state.runtime = Runtime(spec, settings)
     install_error_handlers(app)
+    app.add_middleware(AuditTrail)  # innermost: sees the status the route answered
     app.add_middleware(BodySizeLimit, settings=settings)  # inside observability: 413s counted
     install_http_observability(app, spec.name, app.state.runtime.metrics)
-    app.include_router(_health_router())
-    app.include_router(_dead_letter_router(), prefix="/api/v1")
-    for router in spec.routers:
-        app.include_router(router, prefix="/api/v1")
+    mounted = [
+        ("", _health_router()),
+        ("/api/v1", _dead_letter_router(spec.policy)),
+        ("/api/v1", audit_router(spec.policy.caller, runtime)),
+        *(("/api/v1", router) for router in spec.routers),
+    ]
+    for prefix, router in mounted:
+        app.include_router(router, prefix=prefix)
+    spec.policy.bind(mounted)
     return app
 
 
@@ -246,7 +261,19 @@ def _health_router() -> APIRouter:
         response_class=PlainTextResponse,
         responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
     )
-    async def metrics(rt: RuntimeDep) -> Response:
+    async def metrics(request: Request, rt: RuntimeDep) -> Response:
+        token = rt.settings.metrics_token
+        if token:
+            offered = request.headers.get("authorization", "")
+            if not hmac.compare_digest(offered.encode(), f"Bearer {token}".encode()):
+                problem = Problem(
+                    401,
+                    "unauthenticated",
+                    "请提供指标抓取令牌（Authorization: Bearer）",
+                    "Send the metrics token (Authorization: Bearer)",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+                return problem_response(request, problem)
         with contextlib.suppress(Exception):
             await rt.relay._refresh_backlog()
         return rt.metrics.render()
@@ -269,16 +296,15 @@ class DeadLetterOut(BaseModel):
     payload: str
 
 
-AdminDep = Annotated[Principal, Depends(require_roles(Role.admin))]
-
-
-def _dead_letter_router() -> APIRouter:
+def _dead_letter_router(policy: AccessPolicy) -> APIRouter:
     router = APIRouter(prefix="/admin/dead-letters", tags=["admin"])
+    # A default, not an Annotated alias: annotations are strings here, resolved in the module.
+    admin = Depends(policy.caller)
 
     @router.get("", summary="Events a consumer gave up on", response_model=Page[DeadLetterOut])
     async def list_dead_letters(
         rt: RuntimeDep,
-        _: AdminDep,
+        _: Principal = admin,
         status: Annotated[str, Query(pattern="^(dead|replayed)$")] = "dead",
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
         cursor: str | None = None,
@@ -302,7 +328,7 @@ def _dead_letter_router() -> APIRouter:
         return Page[DeadLetterOut](items=items, next_cursor=nxt)
 
     @router.post("/{dead_letter_id}/replay", summary="Apply a dead letter again")
-    async def replay(dead_letter_id: str, rt: RuntimeDep, _: AdminDep) -> dict[str, Any]:
+    async def replay(dead_letter_id: str, rt: RuntimeDep, _: Principal = admin) -> dict[str, Any]:
         try:
             applied = await rt.consumers.replay(dead_letter_id)
         except LookupError as e:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
 )
 
+from shared.audit import AuditTables
 from shared.db import UtcDateTime
 
 _BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -30,6 +31,7 @@ class KernelTables:
     inbox: Table
     dead_letters: Table
     idempotency: Table
+    audit: AuditTables
 
 
 def kernel_tables(metadata: MetaData) -> KernelTables:
@@ -83,4 +85,32 @@ def kernel_tables(metadata: MetaData) -> KernelTables:
         Column("response_body", Text, nullable=False),
         Column("created_at", UtcDateTime, nullable=False),
     )
-    return KernelTables(outbox, inbox, dead_letters, idempotency)
+    audit = AuditTables(
+        # Who read or changed a person's record, hash-chained (shared/audit.py).
+        log=Table(
+            "audit_log",
+            metadata,
+            Column("seq", _BigId, primary_key=True, autoincrement=False),
+            Column("at", UtcDateTime, nullable=False),
+            Column("actor", String(200), nullable=False),
+            Column("role", String(40), nullable=False),
+            Column("region", String(12), nullable=False),
+            Column("route", String(200), nullable=False),
+            Column("record", String(1000), nullable=False),
+            Column("status", Integer, nullable=False),
+            Column("request_id", String(64), nullable=False),
+            Column("prev_hash", String(64), nullable=False),
+            Column("hash", String(64), nullable=False),
+            Index("ix_audit_log_actor", "actor", "seq"),
+            Index("ix_audit_log_at", "at"),
+        ),
+        # One row: the chain's last sequence number and hash (appends lock it first).
+        head=Table(
+            "audit_head",
+            metadata,
+            Column("id", Integer, primary_key=True, autoincrement=False),
+            Column("seq", _BigId, nullable=False),
+            Column("hash", String(64), nullable=False),
+        ),
+    )
+    return KernelTables(outbox, inbox, dead_letters, idempotency, audit)

@@ -205,10 +205,23 @@ def settings_for_tests(
         "relay_max_backoff_seconds": 1.0,
         "publish_timeout_seconds": 2.0,
         "notify_file_provider_path": tmp_path / "messages.jsonl",
+        "notify_webhook_allow_private": True,  # the tests' webhook receivers are on loopback
         **{f"{s}_database_url": url for s, url in databases.items()},
     }
     values.update(overrides)
     return Settings(**values)
+
+
+@asynccontextmanager
+async def clean_stack(
+    databases: dict[str, str], nats: NatsServer, tmp_path: Path, **overrides: Any
+) -> AsyncIterator[InProcessStack]:
+    """The four apps running over clean databases and a clean broker, with these settings."""
+    await reset_databases(databases)
+    await reset_broker(nats.url)
+    stack = InProcessStack(databases, nats, tmp_path, **overrides)
+    async with stack.running():
+        yield stack
 
 
 class InProcessStack:

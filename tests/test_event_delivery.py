@@ -340,7 +340,8 @@ async def test_metrics_show_outbox_and_consumers(stack: InProcessStack) -> None:
     await confirm_all_pending(stack, 2)
 
     async def flowed() -> None:
-        assert await stack.count_rows("notify", "inbox_messages") == 2
+        # The holders are told: the certificate is issued, then each enrollment activated.
+        assert await stack.count_rows("notify", "inbox_messages") == 4
 
     await eventually(flowed)
     text = (await stack.registry.get("/metrics")).text

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.benefits.api import claims, enrollments, payees, payment_runs, programs
+from services.benefits.api.access import POLICY
 from services.benefits.events import HANDLERS
 from services.benefits.models import KERNEL, metadata
 from services.benefits.sweeps import run_enrollment_sweeps
@@ -16,6 +17,7 @@ SPEC = ServiceSpec(
     title="Lingju benefits (奖励扶助与补贴)",
     metadata=metadata,
     kernel=KERNEL,
+    policy=POLICY,
     routers=[
         programs.router,
         enrollments.router,

@@ -19,6 +19,7 @@ from sqlalchemy import JSON, BigInteger, Column, Index, Integer, UniqueConstrain
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
+from shared.crypto import EncryptedColumn
 from shared.db import UtcDateTime, utcnow
 from shared.tables import kernel_tables
 
@@ -152,7 +153,7 @@ class PayeeAccount(Base, table=True):
     person_id: str = Field(primary_key=True, max_length=36)
     account_name: str = Field(max_length=60)
     bank_name: str = Field(max_length=60)
-    account_no_enc: str = Field(max_length=200)  # FieldCipher token, context "account_no"
+    account_no_enc: str = Field(max_length=200)  # FieldCipher token: PAYEE_ACCOUNT_NO below
     account_no_masked: str = Field(max_length=40)
     updated_by: str = Field(max_length=80)
     updated_at: datetime = _ts()
@@ -226,7 +227,7 @@ class PaymentLine(Base, table=True):
     months: int = 0
     amount_fen: int = Field(sa_column=Column(BigInteger, nullable=False))
     settled_before: str | None = Field(default=None, max_length=7)  # to roll back on failure
-    account_no_enc: str | None = Field(default=None, max_length=200)
+    account_no_enc: str | None = Field(default=None, max_length=200)  # LINE_ACCOUNT_NO below
     account_name: str | None = Field(default=None, max_length=60)
     status: str = Field(max_length=12)  # pending | held | exported | paid | failed
     failure_reason: str | None = Field(default=None, max_length=200)
@@ -295,3 +296,28 @@ class ClaimCap(Base, table=True):
     couple_key: str = Field(primary_key=True, max_length=36)
     cap_fen: int = Field(sa_column=Column(BigInteger, nullable=False))
     used_fen: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+
+
+# -- encrypted columns (key rotation: ``lingju reencrypt``, shared/rotation.py) --------------------
+
+# Both account number columns were once written under this one context; still read under it
+# until the rotation rewrites them.
+LEGACY_ACCOUNT_CONTEXT = "account_no"
+PAYEE_ACCOUNT_NO = EncryptedColumn(
+    "payee_accounts",
+    "account_no_enc",
+    "benefits.payee_accounts.account_no",
+    key="person_id",
+    previous_contexts=(LEGACY_ACCOUNT_CONTEXT,),
+)
+# A drafted line snapshots its payee's account token as is, copied by the set-based line INSERT
+# (a million lines: re-encrypting each there would more than double the draft), so a line also
+# reads the payee accounts' context until the rotation rewrites the line with its own. This
+# admits no value a line could not hold anyway: any payee's account is what a line carries.
+LINE_ACCOUNT_NO = EncryptedColumn(
+    "payment_lines",
+    "account_no_enc",
+    "benefits.payment_lines.account_no",
+    previous_contexts=(PAYEE_ACCOUNT_NO.context, LEGACY_ACCOUNT_CONTEXT),
+)
+ENCRYPTED_COLUMNS: tuple[EncryptedColumn, ...] = (PAYEE_ACCOUNT_NO, LINE_ACCOUNT_NO)

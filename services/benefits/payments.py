@@ -58,6 +58,8 @@ from services.benefits.domain import payments as rules
 from services.benefits.domain.programs import Period, Program, monthly_amount
 from services.benefits.events import PaymentDisbursed, PaymentFailed, programs
 from services.benefits.models import (
+    LINE_ACCOUNT_NO,
+    PAYEE_ACCOUNT_NO,
     ChildLink,
     LedgerEntry,
     PayeeAccount,
@@ -76,7 +78,8 @@ from shared.pagination import Page, decode_cursor, encode_cursor
 
 log = logging.getLogger("lingju.benefits.payments")
 
-ACCOUNT_CONTEXT = "account_no"  # FieldCipher associated data of payee account numbers
+# FieldCipher associated data of a payee account's number (lines: models.LINE_ACCOUNT_NO).
+ACCOUNT_CONTEXT = PAYEE_ACCOUNT_NO.context
 OPEN_RUN = ("draft", "approved")
 SENT = ("exported", "paid", "failed")  # lines that went to the bank
 CHUNK = 2000  # ids per IN (...) list: far under SQLite's and asyncpg's parameter limits
@@ -709,6 +712,12 @@ GROUP BY pl.id, pl.person_id, pl.payee_id, pl.program, pl.enrollment_id, pl.run_
 # -- the disbursement file ------------------------------------------------------------------------
 
 
+def line_account_no(cipher: FieldCipher, token: str) -> str:
+    """A line's account number: under the line's own context, or (until the key rotation
+    rewrites it) the payee account's it was copied from, or the legacy one."""
+    return cipher.decrypt_any(token, contexts=LINE_ACCOUNT_NO.contexts)[0]
+
+
 async def disbursement_run(session: AsyncSession, run_id: str, principal: Principal) -> PaymentRun:
     run = await _load_run(session, run_id)
     principal.require_region(run.region)
@@ -749,7 +758,7 @@ async def disbursement_file(
         yield rules.disbursement_lines(
             rules.DisbursementRow(
                 reference=rules.line_reference(run.code, r.line_no),
-                account_no=cipher.decrypt(r.account_no_enc or "", context=ACCOUNT_CONTEXT),
+                account_no=line_account_no(cipher, r.account_no_enc or ""),
                 account_name=r.account_name or "",
                 amount_fen=r.amount_fen,
             )
@@ -1130,9 +1139,7 @@ async def list_lines(
             amount_fen=r.amount_fen,
             status=r.status,  # type: ignore[arg-type]
             account_name=r.account_name,
-            account_no_masked=rules.mask_account_no(
-                cipher.decrypt(r.account_no_enc, context=ACCOUNT_CONTEXT)
-            )
+            account_no_masked=rules.mask_account_no(line_account_no(cipher, r.account_no_enc))
             if r.account_no_enc
             else None,
             failure_reason=r.failure_reason,

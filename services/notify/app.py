@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.notify.api import inbox, notifications, preferences, staff, templates
+from services.notify.api.access import POLICY
 from services.notify.digests import run_digests
 from services.notify.dispatcher import run_dispatcher
 from services.notify.events import HANDLERS, routing
@@ -19,6 +20,7 @@ SPEC = ServiceSpec(
     title="Lingju notify (消息通知)",
     metadata=metadata,
     kernel=KERNEL,
+    policy=POLICY,
     routers=[
         inbox.router,
         notifications.router,
@@ -34,7 +36,8 @@ SPEC = ServiceSpec(
 def create_app(settings: Settings | None = None) -> FastAPI:
     # The routing and template files and the providers' settings are checked now: a mistake
     # stops the start-up with the place named instead of losing the first message.
+    settings = settings or Settings()
     routing()
     seeds()
-    build_providers(settings or Settings())
+    build_providers(settings)
     return create_service_app(SPEC, settings)

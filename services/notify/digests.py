@@ -23,7 +23,7 @@ from services.notify import templates
 from services.notify.domain import preferences as prefs
 from services.notify.events import Message, deliver, routing
 from services.notify.models import DigestItem, StaffContact
-from services.notify.recipients import Recipient
+from services.notify.recipients import staff_recipient
 from shared.clock import SHANGHAI
 from shared.db import utcnow
 
@@ -96,14 +96,7 @@ async def send_digests(rt: Runtime, now: datetime) -> DigestResult:
                 channels = tuple(dict.fromkeys(c for r in routes for c in r.channels))
                 lines, count = prefs.digest_text([i.line for i in items])
                 template = await templates.current(s, f"digest_{digest}")
-                recipient = Recipient(
-                    recipient_key,
-                    staff.name,
-                    staff.region_code,
-                    staff.phone,
-                    staff.wechat_openid,
-                    staff.webhook_url,
-                )
+                recipient = staff_recipient(staff, rt.cipher)
                 notification_id = await deliver(
                     uow,
                     Message(

@@ -32,9 +32,16 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
+from cryptography.exceptions import InvalidTag
 from sqlalchemy import and_, or_, select, update
 
-from services.notify.models import Delivery, DeliveryAttempt
+from services.notify.models import (
+    DELIVERY_ADDRESS,
+    Delivery,
+    DeliveryAttempt,
+    Notification,
+    StaffContact,
+)
 from services.notify.providers import aclose_providers, build_providers
 from services.notify.providers.base import (
     Accepted,
@@ -43,7 +50,10 @@ from services.notify.providers.base import (
     Receipt,
     SendError,
 )
+from services.notify.recipients import signing_secrets
+from services.notify.sealed import unseal
 from shared.config import Settings
+from shared.crypto import FieldCipher
 from shared.db import Database, utcnow
 from shared.failpoints import failpoint
 
@@ -124,17 +134,20 @@ def choose(chain: list[str], last: str | None, refused_by: set[str]) -> str | No
     return None
 
 
-def message_of(d: Delivery) -> OutgoingMessage:
+def message_of(d: Delivery, cipher: FieldCipher, secrets: tuple[str, ...] = ()) -> OutgoingMessage:
+    """What the provider gets: the address opened (it is sealed in the row) and, for a webhook,
+    the recipient's signing secrets."""
     params: dict[str, Any] = d.params or {}
     return OutgoingMessage(
         delivery_id=d.id,
         channel=d.channel,
-        address=d.address or "",
+        address=unseal(cipher, d.address_enc, DELIVERY_ADDRESS) or "",
         text=d.body,
         template=str(params.get("template", "")),
         params={str(k): str(v) for k, v in (params.get("vars") or {}).items()},
         wechat_template_id=params.get("template_id"),
         payload=params.get("payload"),
+        signing_secrets=secrets,
     )
 
 
@@ -144,9 +157,11 @@ class Dispatcher:
         db: Database,
         settings: Settings,
         providers: dict[str, list[Provider]],
+        cipher: FieldCipher,
         now: Callable[[], datetime] = utcnow,
     ):
         self.db = db
+        self.cipher = cipher
         self.settings = settings
         self.providers = providers
         # The clock deliveries are due by (quiet hours end, backoff): the runtime's, so a test
@@ -252,6 +267,29 @@ class Dispatcher:
                 ).all()
             )
 
+    async def _signing_secrets(self, d: Delivery) -> tuple[str, ...]:
+        """A webhook's secrets as they are now (a rotation after queueing counts)."""
+        async with self.db.session() as s:
+            recipient = await s.scalar(
+                select(Notification.recipient).where(Notification.id == d.notification_id)  # type: ignore[arg-type]
+            )
+            staff = (
+                await s.get(StaffContact, recipient.removeprefix("staff:"))
+                if recipient and recipient.startswith("staff:")
+                else None
+            )
+        return signing_secrets(staff, self.cipher, self.now()) if staff else ()
+
+    async def _message(self, d: Delivery) -> OutgoingMessage:
+        secrets = await self._signing_secrets(d) if d.channel == "webhook" else ()
+        try:
+            return message_of(d, self.cipher, secrets)
+        except (InvalidTag, KeyError, ValueError) as e:
+            # A key missing from LINGJU_DATA_KEYS or a damaged value: no attempt will do better.
+            raise SendError(
+                "recipient_rejected", f"cannot decrypt the address ({type(e).__name__})"
+            ) from e
+
     async def send(self, d: Delivery) -> str:
         """One attempt for a claimed delivery; its new status."""
         chain = self.chain(d.channel)
@@ -267,8 +305,9 @@ class Dispatcher:
         else:
             provider = self.by_name[(d.channel, name)]
             try:
+                message = await self._message(d)
                 accepted = await asyncio.wait_for(
-                    provider.send(message_of(d)), self.settings.notify_send_timeout_seconds
+                    provider.send(message), self.settings.notify_send_timeout_seconds
                 )
             except SendError as e:
                 error = e
@@ -363,7 +402,11 @@ def dispatcher_for(rt: Runtime) -> Dispatcher:
     """The runtime's dispatcher and providers (built once, from its settings)."""
     if rt not in _DISPATCHERS:
         _DISPATCHERS[rt] = Dispatcher(
-            rt.db, rt.settings, build_providers(rt.settings), now=lambda: rt.clock.now()
+            rt.db,
+            rt.settings,
+            build_providers(rt.settings),
+            rt.cipher,
+            now=lambda: rt.clock.now(),
         )
     return _DISPATCHERS[rt]
 

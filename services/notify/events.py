@@ -33,6 +33,8 @@ from services.notify.domain.routing import (
 )
 from services.notify.domain.templates import placeholders
 from services.notify.models import (
+    CONTACT_PHONE,
+    DELIVERY_ADDRESS,
     Contact,
     Delivery,
     DigestItem,
@@ -42,6 +44,7 @@ from services.notify.models import (
     Template,
 )
 from services.notify.recipients import Recipient, resolve
+from services.notify.sealed import cipher_of, seal
 from services.notify.views import VIEWS
 from shared.db import dialect_insert, utcnow
 from shared.events import CloudEvent
@@ -72,7 +75,9 @@ class PersonRegisteredView(ConsumedData):
 async def on_person_contact(uow: UnitOfWork, event: CloudEvent) -> None:
     """person.registered and person.updated keep the contact directory current."""
     data = PersonRegisteredView.model_validate(event.data)
-    await apply_copy(uow, Contact, "person_id", data.model_dump(exclude={"version"}), data.version)
+    values = data.model_dump(exclude={"version", "phone"})
+    values["phone_enc"] = seal(cipher_of(uow.settings), data.phone, CONTACT_PHONE)
+    await apply_copy(uow, Contact, "person_id", values, data.version)
 
 
 # -- routed events -------------------------------------------------------------------------------
@@ -82,11 +87,12 @@ async def on_routed_event(uow: UnitOfWork, event: CloudEvent) -> None:
     """Every route the event matches, for every recipient it names (see the module doc)."""
     VIEWS[event.type].model_validate(event.data)  # a malformed event dead-letters, named
     person_name = await _person_name(uow, event.data)  # once per event, not per recipient
+    cipher = cipher_of(uow.settings)
     for route in routing().for_event(event.type, event.data):
         template = await templates.current(uow.session, route.template)  # once per route
         told: set[str] = set()
         for spec in route.recipients:
-            for recipient in await resolve(uow.session, spec, event.data):
+            for recipient in await resolve(uow.session, cipher, spec, event.data):
                 if recipient.key in told:  # named twice by one route (agent = officer)
                     continue
                 told.add(recipient.key)
@@ -244,7 +250,7 @@ async def deliver(
             new_delivery(
                 notification_id,
                 channel,
-                address,
+                seal(cipher_of(settings), address, DELIVERY_ADDRESS),
                 body,
                 params,
                 not_before=at if held else None,
@@ -284,7 +290,7 @@ def _channel_text(
 def new_delivery(
     notification_id: str,
     channel: str,
-    address: str | None,
+    address_enc: str | None,
     body: str,
     params: dict[str, Any] | None,
     *,
@@ -292,13 +298,14 @@ def new_delivery(
     held: str | None = None,
     delivered: bool = False,
 ) -> Delivery:
-    """A delivery row: the app channel is delivered as it is written; the others queue."""
+    """A delivery row: the app channel is delivered as it is written; the others queue.
+    ``address_enc``: the address sealed with context ``DELIVERY_ADDRESS``."""
     now = utcnow()
     return Delivery(
         id=str(uuid.uuid4()),
         notification_id=notification_id,
         channel=channel,
-        address=address,
+        address_enc=address_enc,
         body=body[:2000],
         params=params,
         status="delivered" if delivered else "queued",

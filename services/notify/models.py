@@ -5,6 +5,10 @@ Who: ``contacts`` (residents, fed by registry events; never a call to the regist
 key: ``person:<person id>`` or ``staff:<sub>``.
 What: ``templates`` (versioned zh-CN texts per channel) and ``preferences`` (channels on or
 off and quiet hours, per recipient and category).
+Phones, WeChat openids, webhook URLs and signing secrets, and every delivery's address, are kept
+only as ``FieldCipher`` ciphertext (the ``*_enc`` columns, ``ENCRYPTED_COLUMNS``): the database
+alone reveals no way of reaching anyone. Nothing is looked up by them, so they have no blind
+index.
 Sent: ``notifications`` (one per event, recipient and template: the database refuses a
 second), each with one ``deliveries`` row per channel (queued -> sending -> sent -> delivered /
 failed) and its ``delivery_attempts``; ``inbox_messages`` (the app channel); ``digest_items``
@@ -20,6 +24,7 @@ from sqlalchemy import JSON, BigInteger, CheckConstraint, Index, Integer, Unique
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
+from shared.crypto import EncryptedColumn
 from shared.db import UtcDateTime, utcnow
 from shared.tables import kernel_tables
 
@@ -32,6 +37,33 @@ metadata = Base.metadata
 KERNEL = kernel_tables(metadata)
 
 CHANNELS = ("app", "sms", "wechat", "webhook")
+
+# FieldCipher contexts ("notify.<table>.<column>"), bound as associated data: a value moved to
+# another column does not decrypt.
+CONTACT_PHONE = "notify.contacts.phone"
+CONTACT_OPENID = "notify.contacts.wechat_openid"
+STAFF_PHONE = "notify.staff_contacts.phone"
+STAFF_OPENID = "notify.staff_contacts.wechat_openid"
+STAFF_WEBHOOK_URL = "notify.staff_contacts.webhook_url"
+STAFF_WEBHOOK_SECRET = "notify.staff_contacts.webhook_secret"
+STAFF_WEBHOOK_PREVIOUS_SECRET = "notify.staff_contacts.webhook_previous_secret"
+DELIVERY_ADDRESS = "notify.deliveries.address"
+
+ENCRYPTED_COLUMNS: tuple[EncryptedColumn, ...] = (
+    EncryptedColumn("contacts", "phone_enc", CONTACT_PHONE, key="person_id"),
+    EncryptedColumn("contacts", "wechat_openid_enc", CONTACT_OPENID, key="person_id"),
+    EncryptedColumn("staff_contacts", "phone_enc", STAFF_PHONE, key="sub"),
+    EncryptedColumn("staff_contacts", "wechat_openid_enc", STAFF_OPENID, key="sub"),
+    EncryptedColumn("staff_contacts", "webhook_url_enc", STAFF_WEBHOOK_URL, key="sub"),
+    EncryptedColumn("staff_contacts", "webhook_secret_enc", STAFF_WEBHOOK_SECRET, key="sub"),
+    EncryptedColumn(
+        "staff_contacts",
+        "webhook_previous_secret_enc",
+        STAFF_WEBHOOK_PREVIOUS_SECRET,
+        key="sub",
+    ),
+    EncryptedColumn("deliveries", "address_enc", DELIVERY_ADDRESS),
+)
 # skipped: an important message's SMS that was waiting for the inbox copy to be read, and it was.
 DELIVERY_STATUSES = ("queued", "sending", "sent", "delivered", "failed", "skipped")
 
@@ -58,8 +90,8 @@ class Contact(Base, table=True):
 
     person_id: str = Field(primary_key=True, max_length=36)
     name: str = Field(max_length=50)
-    phone: str | None = Field(default=None, max_length=20)
-    wechat_openid: str | None = Field(default=None, max_length=64)
+    phone_enc: str | None = Field(default=None, max_length=200)
+    wechat_openid_enc: str | None = Field(default=None, max_length=300)
     region_code: str = Field(max_length=12)
     source_version: int = 1  # the registry version this copy reflects
     updated_at: datetime = _ts()
@@ -75,9 +107,14 @@ class StaffContact(Base, table=True):
     name: str = Field(max_length=50)
     role: str = Field(max_length=20)
     region_code: str = Field(max_length=12)
-    phone: str | None = Field(default=None, max_length=20)
-    wechat_openid: str | None = Field(default=None, max_length=64)
-    webhook_url: str | None = Field(default=None, max_length=500)
+    phone_enc: str | None = Field(default=None, max_length=200)
+    wechat_openid_enc: str | None = Field(default=None, max_length=300)
+    webhook_url_enc: str | None = Field(default=None, max_length=1000)
+    # The webhook's own signing secret, made when the URL is registered; after a rotation the
+    # one before it also signs until ``webhook_previous_secret_until`` (the receiver's grace).
+    webhook_secret_enc: str | None = Field(default=None, max_length=300)
+    webhook_previous_secret_enc: str | None = Field(default=None, max_length=300)
+    webhook_previous_secret_until: datetime | None = _ts(nullable=True)
     active: bool = True
     updated_by: str = Field(max_length=80)
     updated_at: datetime = _ts()
@@ -158,7 +195,8 @@ class Delivery(Base, table=True):
     id: str = Field(primary_key=True, max_length=36)
     notification_id: str = Field(max_length=36, foreign_key="notifications.id")
     channel: str = Field(max_length=10)  # app | sms | wechat | webhook
-    address: str | None = Field(default=None, max_length=500)  # phone, openid or URL
+    # The phone, openid or URL it goes to (ciphertext; context notify.deliveries.address).
+    address_enc: str | None = Field(default=None, max_length=1000)
     body: str = Field(max_length=2000)
     # What the provider needs besides the text: an SMS template's variables (in order), a
     # WeChat template's fields and id, a webhook's JSON body.

@@ -16,9 +16,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify.domain.preferences import ALWAYS_ON, quiet_hours
 from services.notify.domain.routing import CHANNELS, Category
-from services.notify.models import Contact, Preference, StaffContact
+from services.notify.models import (
+    CONTACT_OPENID,
+    STAFF_OPENID,
+    Contact,
+    Preference,
+    StaffContact,
+)
+from services.notify.sealed import seal
 from shared.auth import Principal, Role
 from shared.config import Settings
+from shared.crypto import FieldCipher
 from shared.db import utcnow
 from shared.errors import Problem, not_found
 
@@ -151,22 +159,26 @@ async def save(
     return row
 
 
-async def set_wechat(session: AsyncSession, principal: Principal, openid: str | None) -> None:
+async def set_wechat(
+    session: AsyncSession, cipher: FieldCipher, principal: Principal, openid: str | None
+) -> None:
     """Bind (or with None unbind) the caller's WeChat openid: a resident's on their contact, a
-    member of staff's on their directory entry. 404 when notify has no entry for them yet.
-    The staff entry's version is not raised: it guards what the admin keeps, not this."""
+    member of staff's on their directory entry, sealed. 404 when notify has no entry for them
+    yet. The staff entry's version is not raised: it guards what the admin keeps, not this."""
     if principal.role is Role.resident:
         if not principal.person_id:
             raise Problem(403, "forbidden", "令牌缺少 person_id", "The token has no person_id")
         model, key, col = Contact, principal.person_id, Contact.person_id
+        context = CONTACT_OPENID
         missing = not_found("居民联系方式", "Contact")
     else:
         model, key, col = StaffContact, principal.sub, StaffContact.sub  # type: ignore[assignment]
+        context = STAFF_OPENID
         missing = not_found("工作人员通讯录条目", "Staff directory entry")
     result = await session.execute(
         update(model)
         .where(col == key)  # type: ignore[arg-type]
-        .values(wechat_openid=openid, updated_at=utcnow())
+        .values(wechat_openid_enc=seal(cipher, openid, context), updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]

@@ -5,14 +5,29 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify.domain.routing import Recipients
-from services.notify.models import Contact, StaffContact, person_key, staff_key
+from services.notify.models import (
+    CONTACT_OPENID,
+    CONTACT_PHONE,
+    STAFF_OPENID,
+    STAFF_PHONE,
+    STAFF_WEBHOOK_PREVIOUS_SECRET,
+    STAFF_WEBHOOK_SECRET,
+    STAFF_WEBHOOK_URL,
+    Contact,
+    StaffContact,
+    person_key,
+    staff_key,
+)
+from services.notify.sealed import unseal
 from shared.auth import Principal, Role
+from shared.crypto import FieldCipher
 from shared.events.consumer import RetryLater
 
 
@@ -38,18 +53,43 @@ def recipient_of(principal: Principal) -> str:
     return staff_key(principal.sub)
 
 
-def _person(c: Contact) -> Recipient:
-    return Recipient(person_key(c.person_id), c.name, c.region_code, c.phone, c.wechat_openid)
-
-
-def _staff(c: StaffContact) -> Recipient:
+def person_recipient(c: Contact, cipher: FieldCipher) -> Recipient:
     return Recipient(
-        staff_key(c.sub), c.name, c.region_code, c.phone, c.wechat_openid, c.webhook_url
+        person_key(c.person_id),
+        c.name,
+        c.region_code,
+        unseal(cipher, c.phone_enc, CONTACT_PHONE),
+        unseal(cipher, c.wechat_openid_enc, CONTACT_OPENID),
     )
 
 
+def staff_recipient(c: StaffContact, cipher: FieldCipher) -> Recipient:
+    return Recipient(
+        staff_key(c.sub),
+        c.name,
+        c.region_code,
+        unseal(cipher, c.phone_enc, STAFF_PHONE),
+        unseal(cipher, c.wechat_openid_enc, STAFF_OPENID),
+        unseal(cipher, c.webhook_url_enc, STAFF_WEBHOOK_URL),
+    )
+
+
+def signing_secrets(c: StaffContact, cipher: FieldCipher, now: datetime) -> tuple[str, ...]:
+    """The secrets a webhook to ``c`` is signed with at ``now``: its own, and the one before
+    while the rotation's grace lasts (the receiver may not have switched yet)."""
+    current = unseal(cipher, c.webhook_secret_enc, STAFF_WEBHOOK_SECRET)
+    if current is None:
+        return ()
+    until = c.webhook_previous_secret_until
+    if until is not None and now < until:
+        previous = unseal(cipher, c.webhook_previous_secret_enc, STAFF_WEBHOOK_PREVIOUS_SECRET)
+        if previous:
+            return (current, previous)
+    return (current,)
+
+
 async def resolve(
-    session: AsyncSession, spec: Recipients, data: Mapping[str, Any]
+    session: AsyncSession, cipher: FieldCipher, spec: Recipients, data: Mapping[str, Any]
 ) -> list[Recipient]:
     """The recipients ``spec`` names in an event's data, each once, in a stable order.
 
@@ -66,13 +106,13 @@ async def resolve(
             contact = await session.get(Contact, pid)
             if contact is None:
                 raise RetryLater(f"contact {pid} not known yet")
-            out.append(_person(contact))
+            out.append(person_recipient(contact, cipher))
         return out
     if spec.kind == "staff":
         if not raw:
             return []
         staff = await session.get(StaffContact, str(raw))
-        return [_staff(staff)] if staff is not None and staff.active else []
+        return [staff_recipient(staff, cipher)] if staff is not None and staff.active else []
     region = str(raw or "")[: spec.digits]
     if not region:
         return []
@@ -85,4 +125,4 @@ async def resolve(
         )
         .order_by(StaffContact.sub)  # type: ignore[arg-type]
     )
-    return [_staff(c) for c in rows]
+    return [staff_recipient(c, cipher) for c in rows]

@@ -14,6 +14,7 @@ from services.registry.api import (
     persons,
     public,
 )
+from services.registry.api.access import POLICY
 from services.registry.deadlines import run_overdue_sweep
 from services.registry.models import KERNEL, metadata
 from shared.config import Settings
@@ -34,6 +35,7 @@ SPEC = ServiceSpec(
         life_events.router,
         integrations.router,
     ],
+    policy=POLICY,
     workers=[run_overdue_sweep],
 )
 

@@ -18,6 +18,8 @@ class PersonRegistered(EventData):
     region_code: str
     residency: str
     household_type: str
+    # In clear: notify texts the resident (its contact directory keeps the number); benefits
+    # and visits do not keep it.
     phone: str | None = None
 
 
@@ -34,7 +36,7 @@ class PersonUpdated(EventData):
     residency: str
     household_type: str
     marital_status: str
-    phone: str | None = None
+    phone: str | None = None  # in clear, for notify (see PersonRegistered)
     version: int
 
 

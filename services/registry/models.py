@@ -9,6 +9,7 @@ from sqlalchemy import JSON, Column, Index
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
+from shared.crypto import EncryptedColumn
 from shared.db import UtcDateTime, utcnow
 from shared.tables import kernel_tables
 
@@ -19,6 +20,12 @@ class Base(SQLModel, registry=registry()):
 
 metadata = Base.metadata
 KERNEL = kernel_tables(metadata)
+
+
+# The associated data of each encrypted column (and the context of its blind index, if any).
+ID_CONTEXT = "registry.persons.id_number"
+PHONE_CONTEXT = "registry.persons.phone"
+CAUSE_CONTEXT = "registry.deaths.cause"
 
 
 def _ts() -> Any:
@@ -38,7 +45,10 @@ class Person(Base, table=True):
     name: str = Field(max_length=50)
     sex: str = Field(max_length=6)
     birth_date: date
-    phone: str | None = Field(default=None, max_length=20)
+    # The phone likewise (personal information, PIPL): ciphertext plus a keyed blind index for
+    # the officers' search by phone. Not unique: a family may share one.
+    phone_enc: str | None = Field(default=None, max_length=200)
+    phone_index: str | None = Field(default=None, max_length=64, index=True)
     region_code: str = Field(max_length=12, index=True)
     residency: str = Field(max_length=12)
     household_type: str = Field(max_length=8)
@@ -221,3 +231,13 @@ class HospitalReport(Base, table=True):
     response: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     received_by: str = Field(max_length=200)
     created_at: datetime = _ts()
+
+
+# Every column of the registry holding FieldCipher ciphertext, for key rotation (``lingju
+# reencrypt``). Hospital report bodies are not stored (only a keyed digest and the answer,
+# which masks the ID number), so there is nothing of theirs to list.
+ENCRYPTED_COLUMNS: tuple[EncryptedColumn, ...] = (
+    EncryptedColumn("persons", "id_number_enc", ID_CONTEXT),
+    EncryptedColumn("persons", "phone_enc", PHONE_CONTEXT),
+    EncryptedColumn("deaths", "cause_enc", CAUSE_CONTEXT, key="person_id"),
+)

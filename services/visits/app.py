@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.visits.api import appointments, plans, sync, tasks, visits
+from services.visits.api.access import POLICY
 from services.visits.appointments import run_reminders
 from services.visits.events import HANDLERS
 from services.visits.forms import forms as findings_forms
@@ -18,6 +19,7 @@ SPEC = ServiceSpec(
     title="Lingju visits (随访与预约)",
     metadata=metadata,
     kernel=KERNEL,
+    policy=POLICY,
     routers=[plans.router, tasks.router, visits.router, appointments.router, sync.router],
     handlers=HANDLERS,
     workers=[run_reminders, run_task_announcements],

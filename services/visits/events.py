@@ -123,12 +123,13 @@ class TaskOverdue(EventData):
 
 class ProcedureRecorded(EventData):
     """A procedure was done at a station with the person's consent; visits itself starts the
-    follow-up plan in the same transaction (plans.toml, procedures = [...])."""
+    follow-up plan in the same transaction (plans.toml, procedures = [...]). What was done is
+    health data and stays in visits (encrypted): no consumer needs it, so the event omits it."""
 
     TYPE = "lingju.visits.procedure.recorded"
+    VERSION = 2  # v1 also carried ``procedure`` (the code of what was done)
     procedure_id: str
     person_id: str
-    procedure: str
     performed_on: date
     region_code: str  # the person's division code
     station_id: str

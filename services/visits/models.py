@@ -11,6 +11,8 @@
 - ``visit_records``: what a worker did on a task, keyed by the id the phone made (a record
   sent twice is one visit), with the person's consent or refusal (知情选择);
 - ``procedures``: procedures done at a station, with consent; each starts its follow-up plan;
+  what a record or a procedure says of the person's health is stored encrypted
+  (``ENCRYPTED_COLUMNS`` at the end);
 - ``sync_log``: what changed, for whom, in the order phones must read it (``sync.py``); written
   only by database triggers on ``tasks`` and ``person_facts`` (migration 0006), so no write
   path can forget it.
@@ -19,12 +21,12 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, Index, Integer, UniqueConstraint, text
+from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, Text, UniqueConstraint, text
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
+from shared.crypto import EncryptedColumn
 from shared.db import UtcDateTime, utcnow
 from shared.tables import kernel_tables
 
@@ -197,7 +199,13 @@ class Task(Base, table=True):
 
 class VisitRecord(Base, table=True):
     """One visit made on a task. The id comes from the worker's phone, so a record re-sent after
-    a lost answer (or from an offline batch) is recognised as the same visit."""
+    a lost answer (or from an offline batch) is recognised as the same visit.
+
+    What the worker wrote down (place, findings, notes) is health data (PIPL sensitive personal
+    information): stored only as ``FieldCipher`` ciphertext (``*_enc``, see
+    ``ENCRYPTED_COLUMNS``), decrypted by ``records.py`` when a record is read. The columns in
+    clear are each needed by a query or a check, as noted on each.
+    """
 
     __tablename__ = "visit_records"
     __table_args__ = (
@@ -208,29 +216,43 @@ class VisitRecord(Base, table=True):
         ),
     )
 
+    # Clear: the phone's id, what a re-sent record is recognised by (primary key).
     id: str = Field(primary_key=True, max_length=36)
+    # Clear: a task's visits are listed by it (and it joins the task).
     task_id: str = Field(max_length=36, foreign_key="tasks.id", index=True)
+    # Clear: a person's visits are found by it.
     person_id: str = Field(max_length=36, index=True)
+    # Clear: the staff account that recorded it, checked when a record is sent again; it is
+    # normally the task's assignee, whose account is in clear on ``tasks`` anyway (the working
+    # lists filter on it), so encrypting it would hide nothing.
     performer_sub: str = Field(max_length=80)
-    performer_role: str = Field(max_length=20)
-    performed_at: datetime = Field(sa_type=UtcDateTime)
-    place: str = Field(max_length=100)
+    performer_role: str = Field(max_length=20)  # clear: a role code, with performer_sub
+    performed_at: datetime = Field(sa_type=UtcDateTime)  # clear: a task's visits sort by it
+    place_enc: str = Field(sa_type=Text)  # ciphertext: where the visit was made (free text)
+    # Clear: a status (CHECK above); a refusal closed the task as declined, which is in clear
+    # on ``tasks`` anyway.
     consent: str = Field(max_length=8)  # given | refused
-    consent_note: str | None = Field(default=None, max_length=500)
-    # Structured per service (keys chosen by the step's service), free text allowed.
-    findings: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    consent_note_enc: str | None = Field(default=None, sa_type=Text)  # ciphertext, e.g. why
+    # Ciphertext of the findings as JSON (structured per service, free text allowed).
+    findings_enc: str = Field(sa_type=Text)
+    # Clear: a code (CHECK above) and a date, which the task the next step made shows anyway.
     next_step: str | None = Field(default=None, max_length=12)  # extra_visit | referral
     next_step_on: date | None = Field(default=None, nullable=True)
-    next_step_note: str | None = Field(default=None, max_length=500)
-    # The task the next step created, if any (an extra visit or a referral to the station).
+    next_step_note_enc: str | None = Field(default=None, sa_type=Text)  # ciphertext
+    # Clear: the task the next step created, if any (an id, joined on).
     next_task_id: str | None = Field(default=None, max_length=36)
-    task_version: int  # the version of the task the record was made against
+    task_version: int  # clear: the version of the task the record was made against
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
 
 
 class Procedure(Base, table=True):
     """A procedure done at a station (IUD insertion, sterilization ...), always with consent:
-    a refusal means no procedure, so there is no row for it."""
+    a refusal means no procedure, so there is no row for it.
+
+    What was done and by whom are health data: stored only as ``FieldCipher`` ciphertext. The
+    follow-up plan the procedure starts is found in code after decrypting (``records.py``), so
+    no query needs them.
+    """
 
     __tablename__ = "procedures"
     __table_args__ = (
@@ -238,15 +260,16 @@ class Procedure(Base, table=True):
         Index("ix_procedures_person_on", "person_id", "performed_on"),
     )
 
-    id: str = Field(primary_key=True, max_length=36)
-    person_id: str = Field(max_length=36)
-    region_code: str = Field(max_length=12, index=True)  # the person's village when recorded
-    procedure: str = Field(max_length=64)
-    performed_on: date
-    station_id: str = Field(max_length=36, foreign_key="stations.id")
-    performer_sub: str = Field(max_length=80)
-    performer_role: str = Field(max_length=20)
-    consent_given: bool = True
+    id: str = Field(primary_key=True, max_length=36)  # clear: the key a re-send is found by
+    person_id: str = Field(max_length=36)  # clear: a person's procedures (index above)
+    # Clear: region checks and lists filter on it. The person's village when recorded.
+    region_code: str = Field(max_length=12, index=True)
+    procedure_enc: str = Field(sa_type=Text)  # ciphertext of the procedure's code
+    performed_on: date  # clear: a person's procedures by date (index above)
+    station_id: str = Field(max_length=36, foreign_key="stations.id")  # clear: joins stations
+    performer_sub_enc: str = Field(sa_type=Text)  # ciphertext: who did it
+    performer_role: str = Field(max_length=20)  # clear: a role code
+    consent_given: bool = True  # clear: the CHECK above holds it true
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
 
 
@@ -315,3 +338,26 @@ class PlanRun(Base, table=True):
     version: int = 1
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+
+def _context(table: str, column: str) -> str:
+    return f"visits.{table}.{column}"
+
+
+# FieldCipher associated data of each encrypted column ("visits.<table>.<column>").
+VISIT_PLACE = _context("visit_records", "place")
+VISIT_CONSENT_NOTE = _context("visit_records", "consent_note")
+VISIT_FINDINGS = _context("visit_records", "findings")
+VISIT_NEXT_STEP_NOTE = _context("visit_records", "next_step_note")
+PROCEDURE_CODE = _context("procedures", "procedure")
+PROCEDURE_PERFORMER = _context("procedures", "performer_sub")
+
+# Every column holding ciphertext, for key rotation (``lingju reencrypt``).
+ENCRYPTED_COLUMNS: tuple[EncryptedColumn, ...] = (
+    EncryptedColumn("visit_records", "place_enc", VISIT_PLACE),
+    EncryptedColumn("visit_records", "consent_note_enc", VISIT_CONSENT_NOTE),
+    EncryptedColumn("visit_records", "findings_enc", VISIT_FINDINGS),
+    EncryptedColumn("visit_records", "next_step_note_enc", VISIT_NEXT_STEP_NOTE),
+    EncryptedColumn("procedures", "procedure_enc", PROCEDURE_CODE),
+    EncryptedColumn("procedures", "performer_sub_enc", PROCEDURE_PERFORMER),
+)

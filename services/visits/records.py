@@ -15,6 +15,11 @@ against the person's choice.
 Procedures. Recorded by station staff only with consent (a refusal means no procedure, hence no
 row); the ``procedure.recorded`` event goes through the outbox and the follow-up plan whose
 trigger names the procedure starts in the same transaction.
+
+Health data at rest (PIPL). A record's place, findings and notes, and a procedure's code and
+performer, are written only as ``FieldCipher`` ciphertext (contexts in ``models.py``) and
+decrypted here when read. A refusal's note stays in the record: the task's ``closed_reason``
+(clear, shown in working lists) says only that the person declined. Events carry neither.
 """
 
 from __future__ import annotations
@@ -32,10 +37,23 @@ from services.visits import plan_runs
 from services.visits.domain.plans import PROCEDURE_EVENT, Plan
 from services.visits.events import ProcedureRecorded, VisitRecorded, plans
 from services.visits.forms import findings_errors
-from services.visits.models import PersonFacts, Procedure, Station, Task, VisitRecord
+from services.visits.models import (
+    PROCEDURE_CODE,
+    PROCEDURE_PERFORMER,
+    VISIT_CONSENT_NOTE,
+    VISIT_FINDINGS,
+    VISIT_NEXT_STEP_NOTE,
+    VISIT_PLACE,
+    PersonFacts,
+    Procedure,
+    Station,
+    Task,
+    VisitRecord,
+)
 from services.visits.tasks import _assignees, start_plan, task_names
 from shared import clock
 from shared.auth import Principal, Role
+from shared.crypto import FieldCipher
 from shared.db import dialect_insert, utcnow
 from shared.errors import Problem, not_found
 from shared.events.outbox import UnitOfWork
@@ -50,6 +68,8 @@ REFERRAL_OVERDUE_DAYS = 14
 REFERRAL_EXPIRY_DAYS = 30
 # An extra visit may be set at most this far ahead (a phone's date picker typo is refused).
 EXTRA_VISIT_MAX_DAYS = 366
+# A declined task's closed_reason: the person's own words stay in the (encrypted) record.
+DECLINED_REASON = "本人知情选择：拒绝"
 
 
 # -- shapes -------------------------------------------------------------------------------------
@@ -122,7 +142,15 @@ class VisitOut(BaseModel):
     created_at: datetime
 
 
-def _visit_out(r: VisitRecord) -> VisitOut:
+def _decrypt(cipher: FieldCipher, token: str | None, context: str) -> str | None:
+    return None if token is None else cipher.decrypt(token, context=context)
+
+
+def _encrypt(cipher: FieldCipher, value: str | None, context: str) -> str | None:
+    return None if value is None else cipher.encrypt(value, context=context)
+
+
+def _visit_out(r: VisitRecord, cipher: FieldCipher) -> VisitOut:
     return VisitOut(
         id=r.id,
         task_id=r.task_id,
@@ -130,13 +158,13 @@ def _visit_out(r: VisitRecord) -> VisitOut:
         performer_sub=r.performer_sub,
         performer_role=r.performer_role,
         performed_at=r.performed_at,
-        place=r.place,
+        place=cipher.decrypt(r.place_enc, context=VISIT_PLACE),
         consent=r.consent,  # type: ignore[arg-type]
-        consent_note=r.consent_note,
-        findings=r.findings,
+        consent_note=_decrypt(cipher, r.consent_note_enc, VISIT_CONSENT_NOTE),
+        findings=json.loads(cipher.decrypt(r.findings_enc, context=VISIT_FINDINGS)),
         next_step=r.next_step,
         next_step_on=r.next_step_on,
-        next_step_note=r.next_step_note,
+        next_step_note=_decrypt(cipher, r.next_step_note_enc, VISIT_NEXT_STEP_NOTE),
         next_task_id=r.next_task_id,
         task_version=r.task_version,
         created_at=r.created_at,
@@ -172,16 +200,17 @@ class ProcedureOut(BaseModel):
     created_at: datetime
 
 
-def _procedure_out(p: Procedure) -> ProcedureOut:
-    plan = plan_for_procedure(p.procedure)
+def _procedure_out(p: Procedure, cipher: FieldCipher) -> ProcedureOut:
+    procedure = cipher.decrypt(p.procedure_enc, context=PROCEDURE_CODE)
+    plan = plan_for_procedure(procedure)
     return ProcedureOut(
         id=p.id,
         person_id=p.person_id,
         region_code=p.region_code,
-        procedure=p.procedure,
+        procedure=procedure,
         performed_on=p.performed_on,
         station_id=p.station_id,
-        performer_sub=p.performer_sub,
+        performer_sub=cipher.decrypt(p.performer_sub_enc, context=PROCEDURE_PERFORMER),
         performer_role=p.performer_role,
         consent_given=p.consent_given,
         followup_plan=plan.code if plan else None,
@@ -234,7 +263,7 @@ async def _task(session: AsyncSession, task_id: str) -> Task:
 
 
 async def existing_visit(
-    session: AsyncSession, task_id: str, record_id: str, principal: Principal
+    session: AsyncSession, cipher: FieldCipher, task_id: str, record_id: str, principal: Principal
 ) -> VisitOut | None:
     """The record already sent under this id, or None. The same id on another task is not a
     duplicate but a phone's bug: refused rather than answered with another task's record."""
@@ -252,7 +281,7 @@ async def existing_visit(
         # The performer may always see their own record again (a batch re-sent after the task
         # was reassigned is still harmless); anyone else needs the right to record on the task.
         _may_record(await _task(session, task_id), principal)
-    return _visit_out(record)
+    return _visit_out(record, cipher)
 
 
 async def _next_task(session: AsyncSession, task: Task, record_id: str, kind: str, on: date) -> str:
@@ -300,7 +329,7 @@ async def _next_task(session: AsyncSession, task: Task, record_id: str, kind: st
 
 
 async def record_visit(
-    uow: UnitOfWork, task_id: str, body: VisitIn, principal: Principal
+    uow: UnitOfWork, cipher: FieldCipher, task_id: str, body: VisitIn, principal: Principal
 ) -> tuple[int, VisitOut]:
     """Record a visit and close its task: 201 with the record, or 200 with the first record
     when the id was sent before. Raises 409 ``task_changed`` and writes nothing when the task
@@ -308,7 +337,7 @@ async def record_visit(
     s = uow.session
     record_id = str(body.id)
     task = await _task(s, task_id)
-    first = await existing_visit(s, task_id, record_id, principal)
+    first = await existing_visit(s, cipher, task_id, record_id, principal)
     if first is not None:
         return 200, first
     _may_record(task, principal)
@@ -344,7 +373,8 @@ async def record_visit(
             f"The extra visit must fall after the visit and within {EXTRA_VISIT_MAX_DAYS} days",
         )
     closed = "done" if given else "declined"
-    reason = None if given else f"本人知情选择：拒绝（{body.consent.note or '未说明原因'}）"
+    # The refusal's note is health data: it stays (encrypted) in the record, not in the task.
+    reason = None if given else DECLINED_REASON
     closing = await s.execute(
         update(_TASKS)
         .where(
@@ -354,7 +384,7 @@ async def record_visit(
         )
         .values(
             closed=closed,
-            closed_reason=reason[:200] if reason else None,
+            closed_reason=reason,
             version=_TASKS.c.version + 1,
             updated_at=utcnow(),
         )
@@ -372,13 +402,16 @@ async def record_visit(
         performer_sub=principal.sub,
         performer_role=principal.role.value,
         performed_at=body.performed_at.astimezone(UTC),  # stored and answered in UTC
-        place=body.place,
+        place_enc=cipher.encrypt(body.place, context=VISIT_PLACE),
         consent="given" if given else "refused",
-        consent_note=body.consent.note,
-        findings=body.findings,
+        consent_note_enc=_encrypt(cipher, body.consent.note, VISIT_CONSENT_NOTE),
+        findings_enc=cipher.encrypt(
+            json.dumps(body.findings, ensure_ascii=False, separators=(",", ":")),
+            context=VISIT_FINDINGS,
+        ),
         next_step=nxt.kind if nxt else None,
         next_step_on=nxt.on if isinstance(nxt, ExtraVisitIn) else None,
-        next_step_note=nxt.note if nxt else None,
+        next_step_note_enc=_encrypt(cipher, nxt.note if nxt else None, VISIT_NEXT_STEP_NOTE),
         next_task_id=next_task_id,
         task_version=body.task_version,
     )
@@ -400,10 +433,12 @@ async def record_visit(
         ),
         subject=record.id,
     )
-    return 201, _visit_out(record)
+    return 201, _visit_out(record, cipher)
 
 
-async def list_visits(session: AsyncSession, task_id: str, principal: Principal) -> list[VisitOut]:
+async def list_visits(
+    session: AsyncSession, cipher: FieldCipher, task_id: str, principal: Principal
+) -> list[VisitOut]:
     task = await _task(session, task_id)
     if principal.role is Role.resident:
         if principal.person_id != task.person_id:
@@ -415,7 +450,26 @@ async def list_visits(session: AsyncSession, task_id: str, principal: Principal)
         .where(VisitRecord.task_id == task_id)  # type: ignore[arg-type]
         .order_by(VisitRecord.performed_at, VisitRecord.id)  # type: ignore[arg-type]
     )
-    return [_visit_out(r) for r in rows]
+    return [_visit_out(r, cipher) for r in rows]
+
+
+async def visits_of_tasks(
+    session: AsyncSession, cipher: FieldCipher, task_ids: list[str]
+) -> dict[str, list[VisitOut]]:
+    """The visits recorded on each of ``task_ids`` (a sync page's closed tasks), oldest first:
+    one query for the page, then the page's records decrypted. The caller has checked that the
+    tasks are the reader's."""
+    if not task_ids:
+        return {}
+    rows = await session.scalars(
+        select(VisitRecord)
+        .where(VisitRecord.task_id.in_(task_ids))  # type: ignore[attr-defined]
+        .order_by(VisitRecord.performed_at, VisitRecord.id)  # type: ignore[arg-type]
+    )
+    out: dict[str, list[VisitOut]] = {}
+    for r in rows:
+        out.setdefault(r.task_id, []).append(_visit_out(r, cipher))
+    return out
 
 
 # -- procedures ---------------------------------------------------------------------------------
@@ -443,7 +497,7 @@ def known_procedures() -> list[str]:
 
 
 async def record_procedure(
-    uow: UnitOfWork, body: ProcedureIn, principal: Principal
+    uow: UnitOfWork, cipher: FieldCipher, body: ProcedureIn, principal: Principal
 ) -> tuple[int, ProcedureOut]:
     """Record a procedure, announce it and start its follow-up plan in one transaction."""
     if body.consent_given is not True:
@@ -468,7 +522,7 @@ async def record_procedure(
         first = await s.get(Procedure, str(body.id))
         if first is not None:
             principal.require_region(first.region_code)
-            return 200, _procedure_out(first)
+            return 200, _procedure_out(first, cipher)
     person = await s.get(PersonFacts, body.person_id)
     if person is None:
         raise Problem(404, "unknown_person", "居民不存在", "Person not found")
@@ -488,31 +542,32 @@ async def record_procedure(
         id=str(body.id or uuid.uuid4()),
         person_id=person.person_id,
         region_code=person.region_code,
-        procedure=body.procedure,
+        procedure_enc=cipher.encrypt(body.procedure, context=PROCEDURE_CODE),
         performed_on=body.performed_on,
         station_id=station.id,
-        performer_sub=principal.sub,
+        performer_sub_enc=cipher.encrypt(principal.sub, context=PROCEDURE_PERFORMER),
         performer_role=principal.role.value,
         consent_given=True,
     )
     s.add(proc)
     await s.flush()
+    # No consumer needs what was done, so the event does not say it (health data; events are
+    # stored in clear in the outbox and the stream).
     uow.publish(
         ProcedureRecorded(
             procedure_id=proc.id,
             person_id=proc.person_id,
-            procedure=proc.procedure,
             performed_on=proc.performed_on,
             region_code=proc.region_code,
             station_id=proc.station_id,
         ),
         subject=proc.id,
     )
-    plan = plan_for_procedure(proc.procedure)
+    plan = plan_for_procedure(body.procedure)
     if plan is not None:
         # The person's facts are known (read above), so start_plan does not ask to retry.
         await start_plan(uow, plan, proc.person_id, proc.performed_on, source_ref=proc.id)
     # A procedure may end a plan early (IUD removal ends the IUD follow-ups): its runs end and
     # their open tasks are cancelled.
-    await plan_runs.end_plan_for_procedure(uow, proc.person_id, proc.procedure, proc.performed_on)
-    return 201, _procedure_out(proc)
+    await plan_runs.end_plan_for_procedure(uow, proc.person_id, body.procedure, proc.performed_on)
+    return 201, _procedure_out(proc, cipher)

@@ -1,8 +1,10 @@
 """Offline sync for workers' phones (离线同步).
 
 Pull (``GET /sync?cursor=``). A phone asks for what changed since its cursor: its tasks (those
-assigned to its user, and a ``remove`` for each task that stopped being theirs) and the facts
-of the persons of its region (a ``remove`` for a person who moved out). Changes come from
+assigned to its user, each with the visits recorded on it, and a ``remove`` for each task that
+stopped being theirs) and the facts of the persons of its region (a ``remove`` for a person who
+moved out). Visit records are stored encrypted (``records.py``); a page's are read in one query
+and decrypted. Changes come from
 ``sync_log``, which database triggers write in the same transaction as the change itself
 (migration 0006), one row per (entity, id, scope) so a phone reads each change once.
 
@@ -43,6 +45,7 @@ from services.visits.models import PersonFacts, SyncLog, Task
 from services.visits.records import VisitIn, VisitOut
 from services.visits.tasks import TaskOut, _task_out
 from shared.auth import Principal
+from shared.crypto import FieldCipher
 from shared.errors import Problem, field_errors
 from shared.pagination import decode_cursor, encode_cursor
 
@@ -79,6 +82,11 @@ class SyncItem(BaseModel):
         "(reassigned, moved away): drop it"
     )
     task: TaskOut | None = None
+    visits: list[VisitOut] | None = Field(
+        default=None,
+        description="A task upsert: the visits recorded on the task, oldest first (a closed "
+        "task's record, e.g. made on another device); empty while the task is open",
+    )
     person: PersonOut | None = None
 
 
@@ -151,7 +159,12 @@ def _task_state(t: Task, today: date) -> str:
 
 
 async def pull(
-    session: AsyncSession, principal: Principal, today: date, cursor: str | None, limit: int
+    session: AsyncSession,
+    cipher: FieldCipher,
+    principal: Principal,
+    today: date,
+    cursor: str | None,
+    limit: int,
 ) -> SyncPage:
     """The changes in the caller's scope after ``cursor``, oldest first (see the module doc)."""
     region = principal.region_scope()
@@ -185,6 +198,20 @@ async def pull(
         q = q.where(log.txn < _PG_WATERMARK)  # type: ignore[arg-type]
     rows = list((await session.execute(q)).all())
     page = rows[:limit]
+    # A visit closes its task, so only the page's closed tasks can have records: one query for
+    # them, decrypted here (the page is bounded by ``limit``).
+    recorded = await records.visits_of_tasks(
+        session,
+        cipher,
+        [
+            task.id
+            for entry, task, _, _ in page
+            if task is not None
+            and task.closed is not None
+            and task.assignee == principal.sub
+            and entry.scope == f"a:{task.assignee}"
+        ],
+    )
     items: list[SyncItem] = []
     for entry, task, person_name, facts in page:
         if entry.entity == "task":
@@ -192,7 +219,10 @@ async def pull(
                 items.append(SyncItem(kind="task", id=entry.entity_id, op="remove"))
             elif entry.scope == f"a:{task.assignee}":
                 out = _task_out(task, _task_state(task, today), person_name)
-                items.append(SyncItem(kind="task", id=task.id, op="upsert", task=out))
+                visits = recorded.get(task.id, [])
+                items.append(
+                    SyncItem(kind="task", id=task.id, op="upsert", task=out, visits=visits)
+                )
         else:
             if facts is None or not facts.region_code.startswith(region):
                 items.append(SyncItem(kind="person", id=entry.entity_id, op="remove"))
@@ -280,27 +310,36 @@ async def _one(rt: Runtime, raw: Any, principal: Principal, english: bool) -> Sy
         )
     try:
         async with rt.uow() as uow:
-            status, out = await records.record_visit(uow, item.task_id, item, principal)
+            status, out = await records.record_visit(uow, rt.cipher, item.task_id, item, principal)
             await uow.commit()
     except records.TaskChanged:
         # The same id may have raced in from another push and closed the task: a duplicate.
         async with rt.db.session() as s:
-            first = await records.existing_visit(s, item.task_id, str(item.id), principal)
+            first = await records.existing_visit(
+                s, rt.cipher, item.task_id, str(item.id), principal
+            )
         if first is not None:
             return SyncResult(id=first.id, task_id=item.task_id, status="duplicate", visit=first)
         return await _conflict(rt, item, principal, english)
     except IntegrityError:
         async with rt.db.session() as s:
-            first = await records.existing_visit(s, item.task_id, str(item.id), principal)
+            first = await records.existing_visit(
+                s, rt.cipher, item.task_id, str(item.id), principal
+            )
         if first is None:
             raise
         return SyncResult(id=first.id, task_id=item.task_id, status="duplicate", visit=first)
     except Problem as p:
         if p.status == 403:
             # Not (or no longer) the caller's task. If it changed since the phone saw it, it was
-            # reassigned under the worker's feet: a conflict, not a fault of the phone.
+            # reassigned under the worker's feet: a conflict, not a fault of the phone. The
+            # conflict shows the task, so only to a caller whose region holds it.
             task = await _current_task(rt, item.task_id)
-            if task is not None and task.version != item.task_version:
+            if (
+                task is not None
+                and task.version != item.task_version
+                and principal.covers(task.region_code)
+            ):
                 return await _conflict(rt, item, principal, english)
         return _rejected(item.id, item.task_id, p, english)
     kind: Literal["accepted", "duplicate"] = "accepted" if status == 201 else "duplicate"

@@ -155,3 +155,10 @@ def test_too_many_signatures_are_refused() -> None:
     many = ",".join([sign(SECRET, NOW, BODY)] * 5)
     with pytest.raises(SignatureInvalid):
         check(str(NOW), many)
+
+
+def test_a_client_without_secrets_is_refused_even_with_a_valid_looking_signature() -> None:
+    """An integration client listed with no secret (all of them removed) verifies nothing."""
+    with pytest.raises(SignatureInvalid) as info:
+        verify([], str(NOW), sign(SECRET, NOW, BODY), BODY, max_age_seconds=300, now=NOW)
+    assert info.value.en == "No signing secret is configured"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 
 from services.benefits import claiming
+from services.benefits.api.access import Caller
 from services.benefits.claiming import ApproveIn, ClaimIn, ClaimOut, RejectIn
-from shared.auth import Principal, Role, require_roles
 from shared.concurrency import etag, expected_version
 from shared.errors import problem_responses
 from shared.idempotency import run_idempotent
@@ -19,33 +19,7 @@ router = APIRouter(prefix="/claims", tags=["claims"], responses=problem_response
 
 # A resident for themself; local staff for a resident of their region (region checked against
 # the person in the use case).
-Submitter = Annotated[
-    Principal,
-    Depends(
-        require_roles(
-            Role.resident,
-            Role.village_agent,
-            Role.village_worker,
-            Role.township_officer,
-            Role.county_officer,
-        )
-    ),
-]
 # Money is decided at the township or county, never at the village.
-Decider = Annotated[Principal, Depends(require_roles(Role.township_officer, Role.county_officer))]
-Reader = Annotated[
-    Principal,
-    Depends(
-        require_roles(
-            Role.resident,
-            Role.village_agent,
-            Role.village_worker,
-            Role.township_officer,
-            Role.county_officer,
-            Role.admin,
-        )
-    ),
-]
 IfMatch = Annotated[str | None, Header(description='The version you read, e.g. "3" (ETag)')]
 
 
@@ -55,7 +29,7 @@ IfMatch = Annotated[str | None, Header(description='The version you read, e.g. "
     response_model=ClaimOut,
     summary="Submit a reimbursement claim against receipts (Idempotency-Key accepted)",
 )
-async def submit_claim(body: ClaimIn, request: Request, rt: RuntimeDep, principal: Submitter):
+async def submit_claim(body: ClaimIn, request: Request, rt: RuntimeDep, principal: Caller):
     return await run_idempotent(
         request,
         principal,
@@ -68,7 +42,7 @@ async def submit_claim(body: ClaimIn, request: Request, rt: RuntimeDep, principa
 @router.get("", response_model=Page[ClaimOut], summary="Claims: a resident's own, or a region's")
 async def list_claims(
     rt: RuntimeDep,
-    principal: Reader,
+    principal: Caller,
     person_id: str | None = None,
     status: Annotated[str | None, Query(pattern="^(submitted|approved|rejected|paid)$")] = None,
     program: str | None = None,
@@ -89,7 +63,7 @@ async def list_claims(
 
 @router.get("/{claim_id}", response_model=ClaimOut, summary="One claim, with the couple's cap")
 async def get_claim(
-    claim_id: str, response: Response, rt: RuntimeDep, principal: Reader
+    claim_id: str, response: Response, rt: RuntimeDep, principal: Caller
 ) -> ClaimOut:
     async with rt.db.session() as s:
         out = await claiming.get_claim(s, claim_id, principal)
@@ -106,7 +80,7 @@ async def approve_claim(
     claim_id: str,
     body: ApproveIn,
     rt: RuntimeDep,
-    principal: Decider,
+    principal: Caller,
     if_match: IfMatch = None,
 ) -> ClaimOut:
     expected = expected_version(if_match, body.version)
@@ -121,7 +95,7 @@ async def reject_claim(
     claim_id: str,
     body: RejectIn,
     rt: RuntimeDep,
-    principal: Decider,
+    principal: Caller,
     if_match: IfMatch = None,
 ) -> ClaimOut:
     expected = expected_version(if_match, body.version)

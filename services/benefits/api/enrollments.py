@@ -8,14 +8,15 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from services.benefits import enrolling, sweeps
+from services.benefits.api.access import Caller
 from services.benefits.events import programs
 from services.benefits.models import Enrollment
-from shared.auth import Principal, Role, require_roles
+from shared.auth import Role
 from shared.clock import AsOfQuery as AsOf
 from shared.concurrency import etag, expected_version
 from shared.errors import problem_responses
@@ -63,31 +64,8 @@ def _out(row: Enrollment) -> EnrollmentOut:
 
 
 # Residents follow their own; local staff follow their region's.
-Reader = Annotated[
-    Principal,
-    Depends(
-        require_roles(
-            Role.resident,
-            Role.village_agent,
-            Role.village_worker,
-            Role.township_officer,
-            Role.county_officer,
-            Role.admin,
-        )
-    ),
-]
 # Who prepares a manual application (the maker).
-Applicant = Annotated[
-    Principal,
-    Depends(
-        require_roles(
-            Role.village_agent, Role.village_worker, Role.township_officer, Role.county_officer
-        )
-    ),
-]
 # Who confirms, rejects, suspends and resumes (the checker).
-Officer = Annotated[Principal, Depends(require_roles(Role.township_officer, Role.county_officer))]
-Admin = Annotated[Principal, Depends(require_roles(Role.admin))]
 IfMatch = Annotated[str | None, Header(description='The version you read, e.g. "3" (ETag)')]
 
 
@@ -130,7 +108,7 @@ class ApplicationIn(BaseModel):
     summary="Apply for a program on a resident's behalf (pending a second officer's confirmation)",
     responses={422: {"description": "validation_failed, or not_eligible with `reasons`"}},
 )
-async def apply(body: ApplicationIn, request: Request, rt: RuntimeDep, principal: Applicant):
+async def apply(body: ApplicationIn, request: Request, rt: RuntimeDep, principal: Caller):
     application = enrolling.Application(
         program=body.program,
         person_id=body.person_id,
@@ -156,7 +134,7 @@ async def apply(body: ApplicationIn, request: Request, rt: RuntimeDep, principal
 )
 async def list_enrollments(
     rt: RuntimeDep,
-    principal: Reader,
+    principal: Caller,
     person_id: str | None = None,
     status: Literal["pending_review", "active", "suspended", "ended"] | None = None,
     program: str | None = None,
@@ -191,7 +169,7 @@ async def list_enrollments(
     summary="One enrollment with its reasons, months, settlement and who prepared/confirmed it",
 )
 async def get_enrollment(
-    enrollment_id: str, response: Response, rt: RuntimeDep, principal: Reader
+    enrollment_id: str, response: Response, rt: RuntimeDep, principal: Caller
 ) -> EnrollmentOut:
     async with rt.db.session() as s:
         row = await enrolling.get_for(s, enrollment_id, principal)
@@ -234,7 +212,7 @@ async def confirm(
     body: ConfirmIn,
     response: Response,
     rt: RuntimeDep,
-    principal: Officer,
+    principal: Caller,
     if_match: IfMatch = None,
 ) -> EnrollmentOut:
     expected = expected_version(if_match, body.version)
@@ -255,7 +233,7 @@ async def reject(
     body: ReasonIn,
     response: Response,
     rt: RuntimeDep,
-    principal: Officer,
+    principal: Caller,
     if_match: IfMatch = None,
 ) -> EnrollmentOut:
     expected = expected_version(if_match, body.version)
@@ -276,7 +254,7 @@ async def suspend(
     body: ReasonIn,
     response: Response,
     rt: RuntimeDep,
-    principal: Officer,
+    principal: Caller,
     if_match: IfMatch = None,
 ) -> EnrollmentOut:
     expected = expected_version(if_match, body.version)
@@ -300,7 +278,7 @@ async def resume(
     body: ResumeIn,
     response: Response,
     rt: RuntimeDep,
-    principal: Officer,
+    principal: Caller,
     if_match: IfMatch = None,
 ) -> EnrollmentOut:
     expected = expected_version(if_match, body.version)
@@ -327,7 +305,7 @@ class SweepOut(BaseModel):
     tags=["admin"],
     summary="Run the daily enrollment sweep for a given day (default: today in Beijing)",
 )
-async def run_sweep(rt: RuntimeDep, _: Admin, as_of: AsOf = None) -> SweepOut:
+async def run_sweep(rt: RuntimeDep, _: Caller, as_of: AsOf = None) -> SweepOut:
     result = await sweeps.sweep_enrollments(rt, as_of or rt.clock.today())
     return SweepOut(
         as_of=result.as_of, period=result.period, created=result.created, aged_out=result.aged_out

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Response
 
 from services.benefits import payments
+from services.benefits.api.access import Caller
 from services.benefits.payments import PayeeAccountIn, PayeeAccountOut, PaymentsPage
-from shared.auth import Principal, Role, require_roles
 from shared.concurrency import etag, expected_version
 from shared.errors import problem_responses
 from shared.pagination import MAX_LIMIT
@@ -21,14 +21,6 @@ from shared.service import RuntimeDep
 
 router = APIRouter(prefix="/persons", tags=["persons"], responses=problem_responses())
 
-PersonCaller = Annotated[
-    Principal,
-    Depends(
-        require_roles(
-            Role.resident, Role.village_worker, Role.township_officer, Role.county_officer
-        )
-    ),
-]
 IfMatch = Annotated[str | None, Header(description='The version you read, e.g. "3" (ETag)')]
 
 
@@ -47,7 +39,7 @@ async def put_payee_account(
     body: PayeeAccountIn,
     response: Response,
     rt: RuntimeDep,
-    principal: PersonCaller,
+    principal: Caller,
     if_match: IfMatch = None,
 ) -> PayeeAccountOut:
     expected = expected_version(if_match, body.version) if (if_match or body.version) else None
@@ -67,7 +59,7 @@ async def put_payee_account(
     summary="The account on file (number masked: last four digits)",
 )
 async def get_payee_account(
-    person_id: str, response: Response, rt: RuntimeDep, principal: PersonCaller
+    person_id: str, response: Response, rt: RuntimeDep, principal: Caller
 ) -> PayeeAccountOut:
     async with rt.db.session() as s:
         out = await payments.get_payee_account(s, person_id, principal)
@@ -86,7 +78,7 @@ async def get_payee_account(
 async def person_payments(
     person_id: str,
     rt: RuntimeDep,
-    principal: PersonCaller,
+    principal: Caller,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
     cursor: str | None = None,
 ) -> PaymentsPage:

@@ -23,10 +23,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from services.benefits import payments
+from services.benefits.api.access import Caller
 from services.benefits.payments import (
     PERIOD_PATTERN,
     PaymentLineOut,
@@ -35,7 +36,6 @@ from services.benefits.payments import (
     ReconciliationOut,
     VersionIn,
 )
-from shared.auth import Principal, Role, require_roles
 from shared.concurrency import etag, expected_version
 from shared.errors import Problem, problem_responses
 from shared.idempotency import run_idempotent
@@ -45,11 +45,6 @@ from shared.service import RuntimeDep
 
 router = APIRouter(prefix="/payment-runs", tags=["payment-runs"], responses=problem_responses())
 
-Officer = Annotated[Principal, Depends(require_roles(Role.township_officer, Role.county_officer))]
-Reader = Annotated[
-    Principal,
-    Depends(require_roles(Role.township_officer, Role.county_officer, Role.admin)),
-]
 IfMatch = Annotated[str | None, Header(description='The version you read, e.g. "3" (ETag)')]
 
 
@@ -63,7 +58,7 @@ IfMatch = Annotated[str | None, Header(description='The version you read, e.g. "
     ),
     responses={200: {"model": PaymentRunOut, "description": "The run already made"}},
 )
-async def create_run(body: PaymentRunIn, request: Request, rt: RuntimeDep, principal: Officer):
+async def create_run(body: PaymentRunIn, request: Request, rt: RuntimeDep, principal: Caller):
     return await run_idempotent(
         request,
         principal,
@@ -76,7 +71,7 @@ async def create_run(body: PaymentRunIn, request: Request, rt: RuntimeDep, princ
 @router.get("", response_model=Page[PaymentRunOut], summary="Runs in the caller's region")
 async def list_runs(
     rt: RuntimeDep,
-    principal: Reader,
+    principal: Caller,
     program: str | None = None,
     period: Annotated[str | None, Query(pattern=PERIOD_PATTERN)] = None,
     status: Annotated[str | None, Query(pattern="^(draft|approved|exported|reconciled)$")] = None,
@@ -91,7 +86,7 @@ async def list_runs(
 
 @router.get("/{run_id}", response_model=PaymentRunOut, summary="One run (ETag: its version)")
 async def get_run(
-    run_id: str, response: Response, rt: RuntimeDep, principal: Reader
+    run_id: str, response: Response, rt: RuntimeDep, principal: Caller
 ) -> PaymentRunOut:
     async with rt.db.session() as s:
         out = await payments.get_run(s, run_id, principal)
@@ -107,7 +102,7 @@ async def get_run(
 async def list_lines(
     run_id: str,
     rt: RuntimeDep,
-    principal: Reader,
+    principal: Caller,
     status: Annotated[str | None, Query(pattern="^(pending|held|exported|paid|failed)$")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
     cursor: str | None = None,
@@ -124,7 +119,7 @@ async def list_lines(
     summary="Approve a draft (an officer other than the one who drafted it)",
 )
 async def approve_run(
-    run_id: str, body: VersionIn, rt: RuntimeDep, principal: Officer, if_match: IfMatch = None
+    run_id: str, body: VersionIn, rt: RuntimeDep, principal: Caller, if_match: IfMatch = None
 ) -> PaymentRunOut:
     expected = expected_version(if_match, body.version)
     async with rt.uow() as uow:
@@ -139,7 +134,7 @@ async def approve_run(
     summary="Export an approved run: ledger payments written, months settled",
 )
 async def export_run(
-    run_id: str, body: VersionIn, rt: RuntimeDep, principal: Officer, if_match: IfMatch = None
+    run_id: str, body: VersionIn, rt: RuntimeDep, principal: Caller, if_match: IfMatch = None
 ) -> PaymentRunOut:
     expected = expected_version(if_match, body.version)
     async with rt.uow() as uow:
@@ -162,7 +157,7 @@ async def export_run(
         }
     },
 )
-async def disbursement_file(run_id: str, rt: RuntimeDep, principal: Officer) -> StreamingResponse:
+async def disbursement_file(run_id: str, rt: RuntimeDep, principal: Caller) -> StreamingResponse:
     async with rt.db.session() as s:
         run = await payments.disbursement_run(s, run_id, principal)
     return StreamingResponse(
@@ -192,7 +187,7 @@ async def disbursement_file(run_id: str, rt: RuntimeDep, principal: Officer) -> 
     },
 )
 async def reconcile(
-    run_id: str, request: Request, rt: RuntimeDep, principal: Officer
+    run_id: str, request: Request, rt: RuntimeDep, principal: Caller
 ) -> ReconciliationOut:
     try:
         body = (await request.body()).decode("utf-8")

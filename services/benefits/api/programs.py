@@ -5,15 +5,15 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from services.benefits.api.access import Caller
 from services.benefits.domain.eligibility import Child, Facts, Person, evaluate
 from services.benefits.domain.programs import AmountRule, Period, Program, rule_in_force
 from services.benefits.events import programs
 from services.benefits.facts import load_facts
 from services.benefits.models import PersonFacts
-from shared.auth import Principal, Role, require_roles
 from shared.errors import LocalizedValueError, not_found, problem_responses
 from shared.service import RuntimeDep
 
@@ -21,21 +21,6 @@ router = APIRouter(tags=["programs"], responses=problem_responses())
 
 # Year 0000 is no calendar month (Period refuses it): leading digit 1-9.
 PERIOD_PATTERN = r"^[1-9]\d{3}-(0[1-9]|1[0-2])$"
-
-AnyCaller = Annotated[Principal, Depends(require_roles(*Role))]
-# The eligibility check takes facts about a resident: staff who handle applications send them.
-Staff = Annotated[
-    Principal,
-    Depends(
-        require_roles(
-            Role.village_agent,
-            Role.village_worker,
-            Role.township_officer,
-            Role.county_officer,
-            Role.admin,
-        )
-    ),
-]
 
 
 def _period(text: str | None, today: date) -> Period:
@@ -117,7 +102,7 @@ def _program_out(program: Program, region: str, period: Period) -> ProgramOut:
     summary="Benefit programs: the amount in force for the caller's region, and every rule",
 )
 async def list_programs(
-    principal: AnyCaller,
+    principal: Caller,
     rt: RuntimeDep,
     period: Annotated[str | None, Query(pattern=PERIOD_PATTERN)] = None,
 ) -> list[ProgramOut]:
@@ -239,7 +224,7 @@ class EligibilityCheckOut(BaseModel):
     ),
 )
 async def check_eligibility(
-    body: EligibilityCheckIn, principal: Staff, rt: RuntimeDep
+    body: EligibilityCheckIn, principal: Caller, rt: RuntimeDep
 ) -> EligibilityCheckOut:
     as_of = _period(body.as_of, rt.clock.today())
     if body.person_id is not None:

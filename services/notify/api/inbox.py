@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select, update
 
+from services.notify.api.access import Caller
 from services.notify.models import Delivery, InboxMessage
 from services.notify.recipients import recipient_of
-from shared.auth import Principal, Role, current_principal
+from shared.auth import Principal, Role
 from shared.db import utcnow
 from shared.errors import Problem, not_found, problem_responses
 from shared.pagination import MAX_LIMIT, Page, after_time_cursor, encode_cursor
@@ -37,9 +38,6 @@ def _owner(principal: Principal) -> str:
     if principal.role is Role.resident and not principal.person_id:
         raise Problem(403, "forbidden", "令牌缺少 person_id", "The token has no person_id")
     return recipient_of(principal)
-
-
-Caller = Annotated[Principal, Depends(current_principal)]
 
 
 @router.get("", response_model=Page[InboxItem], summary="The caller's own inbox, newest first")

@@ -7,22 +7,22 @@ import hmac
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from services.notify.api.access import Caller
 from services.notify.dispatcher import dispatcher_for
-from services.notify.models import Delivery, DeliveryAttempt, Notification
-from shared.auth import Principal, Role, require_roles
+from services.notify.models import DELIVERY_ADDRESS, Delivery, DeliveryAttempt, Notification
+from services.notify.recipients import recipient_of
+from services.notify.sealed import unseal
+from shared.auth import Principal
+from shared.crypto import FieldCipher, mask_phone
 from shared.errors import Problem, not_found, problem_responses
 from shared.pagination import MAX_LIMIT, Page, after_time_cursor, encode_cursor
 from shared.service import RuntimeDep
 
 router = APIRouter(tags=["notifications"], responses=problem_responses())
-
-Officer = Annotated[
-    Principal, Depends(require_roles(Role.township_officer, Role.county_officer, Role.admin))
-]
 
 
 class AttemptOut(BaseModel):
@@ -39,7 +39,10 @@ class AttemptOut(BaseModel):
 class DeliveryOut(BaseModel):
     id: str
     channel: str
-    address: str | None = Field(description="Masked: the last four characters only")
+    address: str | None = Field(
+        description="Masked (a phone 138****8000, else the last four characters) unless the "
+        "message is the caller's own"
+    )
     status: str = Field(
         description="queued, sending, sent, delivered, failed, or skipped (an important "
         "message's SMS not needed: the inbox copy was read first)"
@@ -75,13 +78,18 @@ class NotificationOut(BaseModel):
     deliveries: list[DeliveryOut]
 
 
-def _mask(address: str | None) -> str | None:
+def _mask(channel: str, address: str | None) -> str | None:
     if not address:
         return address
+    if channel == "sms":
+        return mask_phone(address)
     return "*" * max(0, len(address) - 4) + address[-4:] if len(address) > 4 else "****"
 
 
-async def _out(session, rows: list[Notification]) -> list[NotificationOut]:  # type: ignore[no-untyped-def]
+async def _out(  # type: ignore[no-untyped-def]
+    session, rows: list[Notification], cipher: FieldCipher, principal: Principal
+) -> list[NotificationOut]:
+    own = {n.id for n in rows if n.recipient == recipient_of(principal)}
     ids = [n.id for n in rows]
     deliveries = list(
         (
@@ -119,7 +127,7 @@ async def _out(session, rows: list[Notification]) -> list[NotificationOut]:  # t
             DeliveryOut(
                 id=d.id,
                 channel=d.channel,
-                address=_mask(d.address),
+                address=_address(d, cipher, d.notification_id in own),
                 status=d.status,
                 held=d.held if d.status == "queued" else None,
                 not_before=d.not_before if d.status == "queued" else None,
@@ -153,6 +161,11 @@ async def _out(session, rows: list[Notification]) -> list[NotificationOut]:  # t
     ]
 
 
+def _address(d: Delivery, cipher: FieldCipher, own: bool) -> str | None:
+    address = unseal(cipher, d.address_enc, DELIVERY_ADDRESS)
+    return address if own else _mask(d.channel, address)
+
+
 @router.get(
     "/notifications",
     response_model=Page[NotificationOut],
@@ -160,7 +173,7 @@ async def _out(session, rows: list[Notification]) -> list[NotificationOut]:  # t
 )
 async def list_notifications(
     rt: RuntimeDep,
-    principal: Officer,
+    principal: Caller,
     recipient: Annotated[str | None, Query(max_length=90, examples=["person:<id>"])] = None,
     event_id: Annotated[str | None, Query(max_length=36)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 20,
@@ -180,7 +193,7 @@ async def list_notifications(
         q = q.where(after)
     async with rt.db.session() as s:
         rows = list((await s.scalars(q)).all())
-        items = await _out(s, rows[:limit])
+        items = await _out(s, rows[:limit], rt.cipher, principal)
     last = rows[limit - 1] if len(rows) > limit else None
     return Page[NotificationOut](
         items=items,
@@ -194,14 +207,14 @@ async def list_notifications(
     summary="One message with each channel's status and attempts",
 )
 async def get_notification(
-    notification_id: Annotated[str, Path(max_length=36)], rt: RuntimeDep, principal: Officer
+    notification_id: Annotated[str, Path(max_length=36)], rt: RuntimeDep, principal: Caller
 ) -> NotificationOut:
     async with rt.db.session() as s:
         row = await s.get(Notification, notification_id)
         if row is None:
             raise not_found("通知", "Notification")
         principal.require_region(row.region_code)
-        return (await _out(s, [row]))[0]
+        return (await _out(s, [row], rt.cipher, principal))[0]
 
 
 class ReceiptsOut(BaseModel):

@@ -6,34 +6,21 @@ from __future__ import annotations
 from datetime import time
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.notify import preferences
+from services.notify.api.access import Caller
 from services.notify.domain.routing import Category
 from services.notify.events import routing
 from services.notify.recipients import recipient_of
-from shared.auth import Principal, Role, current_principal, require_roles
+from shared.auth import Principal, Role
 from shared.errors import Problem, not_found, problem_responses
 from shared.service import RuntimeDep
 
 router = APIRouter(tags=["preferences"], responses=problem_responses())
 
-Caller = Annotated[Principal, Depends(current_principal)]
-# Who has a WeChat binding: residents (their contact) and the staff notify tells.
-Binder = Annotated[
-    Principal,
-    Depends(
-        require_roles(
-            Role.resident,
-            Role.village_agent,
-            Role.village_worker,
-            Role.township_officer,
-            Role.county_officer,
-        )
-    ),
-]
 
 HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
 
@@ -195,10 +182,10 @@ async def put_preference(
     response_model=WechatOut,
     summary="Bind the caller's WeChat (official account openid) for WeChat messages",
 )
-async def bind_wechat(body: WechatIn, rt: RuntimeDep, principal: Binder) -> WechatOut:
+async def bind_wechat(body: WechatIn, rt: RuntimeDep, principal: Caller) -> WechatOut:
     recipient = _recipient(principal)
     async with rt.db.session() as s:
-        await preferences.set_wechat(s, principal, body.openid)
+        await preferences.set_wechat(s, rt.cipher, principal, body.openid)
         await s.commit()
     return WechatOut(recipient=recipient, wechat_bound=True)
 
@@ -208,9 +195,9 @@ async def bind_wechat(body: WechatIn, rt: RuntimeDep, principal: Binder) -> Wech
     response_model=WechatOut,
     summary="Unbind the caller's WeChat: no more WeChat messages",
 )
-async def unbind_wechat(rt: RuntimeDep, principal: Binder) -> WechatOut:
+async def unbind_wechat(rt: RuntimeDep, principal: Caller) -> WechatOut:
     recipient = _recipient(principal)
     async with rt.db.session() as s:
-        await preferences.set_wechat(s, principal, None)
+        await preferences.set_wechat(s, rt.cipher, principal, None)
         await s.commit()
     return WechatOut(recipient=recipient, wechat_bound=False)

@@ -56,7 +56,6 @@ CHANNEL_PROVIDERS: dict[str, tuple[str, ...]] = {
     "wechat": ("file", "wechat"),
     "webhook": ("webhook",),
 }
-DEV_WEBHOOK_SECRET = "lingju-development-webhook-secret"
 
 
 def _env(field: str) -> str:
@@ -141,14 +140,10 @@ def _build_one(
             client=client,
         )
     if name == "webhook":
-        if not settings.notify_webhook_secret:
-            raise ValueError(f"notify: the webhook provider needs {_env('notify_webhook_secret')}")
-        if settings.env == "production" and settings.notify_webhook_secret == DEV_WEBHOOK_SECRET:
-            raise ValueError(
-                f"notify: production needs {_env('notify_webhook_secret')} "
-                "(not the development value)"
-            )
-        return WebhookProvider(settings.notify_webhook_secret, timeout=timeout, client=client)
+        # Each staff webhook is signed with its own secret (staff_contacts), not a setting.
+        return WebhookProvider(
+            timeout=timeout, client=client, allow_private=settings.notify_webhook_allow_private
+        )
     raise ValueError(f"notify: unknown provider {name!r}")  # pragma: no cover
 
 
@@ -163,6 +158,12 @@ def build_providers(
         "wechat": ("notify_wechat_providers", list(settings.notify_wechat_providers)),
         "webhook": (None, ["webhook"]),
     }
+    if settings.env == "production" and settings.notify_webhook_allow_private:
+        # Webhooks to loopback and private addresses are for a developer's own receiver.
+        raise ValueError(
+            f"notify: production refuses {_env('notify_webhook_allow_private')} "
+            "(webhooks to internal addresses)"
+        )
     providers: dict[str, list[Provider]] = {}
     for channel, (field, names) in lists.items():
         where = _env(field) if field else channel

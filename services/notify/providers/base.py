@@ -40,6 +40,8 @@ class OutgoingMessage:
     params: dict[str, str] = field(default_factory=dict)
     wechat_template_id: str | None = None
     payload: dict[str, object] | None = None  # webhook: the JSON body to post
+    # webhook: the recipient's signing secrets, newest first (two during a rotation's grace).
+    signing_secrets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,22 @@
 """Webhooks: POST the message's JSON payload to the subscriber's URL.
 
 Signed like every Lingju integration call (``X-Lingju-Timestamp`` and ``X-Lingju-Signature``
-from ``shared.signing``), plus ``X-Lingju-Delivery: <delivery id>`` so a receiver can drop
-the duplicates at-least-once delivery brings. 2xx is accepted; 410 Gone means the
-subscription is gone (``recipient_rejected``); 429 rate limited; 5xx unavailable; any other
-answer rejected. Webhooks have no receipts.
+from ``shared.signing``) with the recipient's own secret (``OutgoingMessage.signing_secrets``:
+the new and the previous one while a rotation's grace lasts), plus ``X-Lingju-Delivery:
+<delivery id>`` so a receiver can drop the duplicates at-least-once delivery brings.
+
+Before connecting, the URL is checked again (``webhook_targets``: https, a DNS name resolving
+only to public addresses) and the request goes to the address that was checked, with the
+host's name for TLS; a refused URL fails the delivery at once (``recipient_rejected``). 2xx is
+accepted; 410 Gone means the subscription is gone (``recipient_rejected``); 429 rate limited;
+5xx unavailable; any other answer rejected. Redirects are not followed. Webhooks have no
+receipts. Errors never quote the URL: its path may carry the receiver's key.
 """
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 
@@ -19,6 +26,11 @@ from services.notify.providers.base import (
     OutgoingMessage,
     Receipt,
     SendError,
+)
+from services.notify.webhook_targets import (
+    TargetRefused,
+    TargetUnresolvable,
+    checked_addresses,
 )
 from shared.signing import signed_headers
 
@@ -30,20 +42,30 @@ class WebhookProvider(HttpProvider):
     channel = "webhook"
 
     def __init__(
-        self, secret: str, *, timeout: float, client: httpx.AsyncClient | None = None
+        self,
+        *,
+        timeout: float,
+        client: httpx.AsyncClient | None = None,
+        allow_private: bool = False,
     ) -> None:
         super().__init__(timeout=timeout, client=client)
-        self.secret = secret
+        self.allow_private = allow_private
 
     async def send(self, message: OutgoingMessage) -> Accepted:
+        if not message.signing_secrets:
+            raise SendError("recipient_rejected", "webhook: the recipient has no signing secret")
         try:
             url = httpx.URL(message.address)
         except (httpx.InvalidURL, TypeError) as e:
-            raise SendError("recipient_rejected", f"webhook: invalid URL: {e}") from e
+            raise SendError("recipient_rejected", "webhook: invalid URL") from e
         if url.scheme not in ("http", "https") or not url.host:
-            raise SendError(
-                "recipient_rejected", f"webhook: not an http(s) URL: {message.address!r}"
-            )
+            raise SendError("recipient_rejected", "webhook: not an http(s) URL")
+        try:
+            addresses = await checked_addresses(str(url), allow_private=self.allow_private)
+        except TargetRefused as e:
+            raise SendError("recipient_rejected", f"webhook: URL refused: {e.en}") from e
+        except TargetUnresolvable as e:
+            raise SendError("unavailable", f"webhook: the host does not resolve ({e})") from e
         body = json.dumps(
             message.payload if message.payload is not None else {},
             ensure_ascii=False,
@@ -53,9 +75,17 @@ class WebhookProvider(HttpProvider):
         headers = {
             "Content-Type": "application/json",
             DELIVERY_HEADER: message.delivery_id,
-            **signed_headers(self.secret, body),
+            **signed_headers(list(message.signing_secrets), body),
         }
-        response = await self._request("POST", str(url), content=body, headers=headers)
+        target = url
+        extra: dict[str, Any] = {}
+        if addresses:
+            # Connect to the address just checked, not to what a second lookup might answer;
+            # the Host header and TLS (SNI, certificate check) still name the host.
+            target = url.copy_with(host=str(addresses[0]))
+            headers["Host"] = url.netloc.decode("ascii")
+            extra["extensions"] = {"sni_hostname": url.raw_host.decode("ascii")}
+        response = await self._request("POST", str(target), content=body, headers=headers, **extra)
         status = response.status_code
         if response.is_success:
             return Accepted(None)

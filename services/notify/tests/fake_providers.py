@@ -183,7 +183,6 @@ class FakeProviders:
             "notify_wechat_base_url": self.wechat_url,
             "notify_wechat_app_id": WECHAT_APP_ID,
             "notify_wechat_app_secret": WECHAT_APP_SECRET,
-            "notify_webhook_secret": WEBHOOK_SECRET,
         }
 
     def requests_to(self, endpoint: str) -> list[RecordedRequest]:

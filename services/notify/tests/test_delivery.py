@@ -15,13 +15,15 @@ from sqlalchemy import func, select
 
 from services.notify.events import on_routed_event, routing
 from services.notify.models import (
+    CONTACT_OPENID,
+    CONTACT_PHONE,
     Contact,
     Delivery,
     DeliveryAttempt,
     DigestItem,
     Notification,
-    StaffContact,
 )
+from services.notify.sealed import seal
 from services.notify.tests.conftest import RECEIPT_TOKEN, sms_template_ids
 from services.notify.tests.fake_providers import FakeProviders
 from services.notify.views import VIEWS
@@ -88,7 +90,8 @@ async def add_people(stack: InProcessStack) -> None:
     """Two residents in the contact directory (what person.registered writes) and the staff."""
     async with stack.rt("notify").db.session() as s:
         for pid, name, phone in ((PERSON, "王秀英", "13800138001"), (SPOUSE, "李建国", None)):
-            s.add(Contact(person_id=pid, name=name, phone=phone, region_code=VILLAGE))
+            phone_enc = seal(stack.rt("notify").cipher, phone, CONTACT_PHONE)
+            s.add(Contact(person_id=pid, name=name, phone_enc=phone_enc, region_code=VILLAGE))
         await s.commit()
     admin = stack.auth("admin")
     for sub, (role, region, phone) in STAFF.items():
@@ -200,7 +203,7 @@ async def test_sms_fall_back_to_the_next_provider_then_back_off_until_one_answer
     async with stack.rt("notify").db.session() as s:
         contact = await s.get(Contact, PERSON)
         assert contact is not None
-        contact.wechat_openid = "openid-wang"
+        contact.wechat_openid_enc = seal(stack.rt("notify").cipher, "openid-wang", CONTACT_OPENID)
         await s.commit()
     # The county has its WeChat template for bookings: an admin saves its id (version 2).
     admin = stack.auth("admin")
@@ -286,7 +289,7 @@ async def test_sms_fall_back_to_the_next_provider_then_back_off_until_one_answer
     by_channel = {d["channel"]: d for d in n["deliveries"]}
     assert by_channel["sms"]["status"] == "delivered"
     assert by_channel["sms"]["delivered_at"].startswith("2030-01-05T01:00:05")
-    assert by_channel["sms"]["address"] == "*******8001"
+    assert by_channel["sms"]["address"] == "138****8001"  # masked for the officer
     assert [a["outcome"] for a in by_channel["sms"]["attempt_log"]][-1] == "sent"
     assert by_channel["app"]["status"] == "delivered"
 
@@ -506,18 +509,26 @@ async def test_an_inbox_is_its_owners_alone(notify_stack: InProcessStack) -> Non
 async def test_a_slow_provider_holds_up_no_other_recipient_and_webhooks_are_signed(
     notify_stack: InProcessStack, fake: FakeProviders
 ) -> None:
-    from services.notify.tests.fake_providers import WEBHOOK_SECRET
     from shared.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 
     stack = notify_stack
     await add_people(stack)
-    # The worker's clinic system takes messages by webhook (on loopback here: plain http, which
-    # the directory's API refuses; a county's receivers are https).
-    async with stack.rt("notify").db.session() as s:
-        worker = await s.get(StaffContact, WORKER)
-        assert worker is not None
-        worker.webhook_url = fake.webhook_url("clinic")
-        await s.commit()
+    # The worker's clinic system takes messages by webhook (on loopback here, plain http: the
+    # tests' settings allow private receivers; a county's are https on public hosts).
+    role, region, phone = STAFF[WORKER]
+    r = await api(stack).put(
+        f"/api/v1/staff-contacts/{WORKER}",
+        json={
+            "name": "王芳",
+            "role": role,
+            "region_code": region,
+            "phone": phone,
+            "webhook_url": fake.webhook_url("clinic"),
+        },
+        headers=stack.auth("admin"),
+    )
+    assert r.status_code == 200, r.text
+    webhook_secret = r.json()["webhook_secret"]
     # Aliyun hangs on the first message (until our timeout); the others must not wait for it.
     fake.hang_next("aliyun", 1)
     first = envelope(
@@ -549,7 +560,7 @@ async def test_a_slow_provider_holds_up_no_other_recipient_and_webhooks_are_sign
     # The webhook carried the event, signed, with our delivery id to drop a repeat.
     (hook,) = fake.requests_to("webhook")
     verify(
-        WEBHOOK_SECRET,
+        webhook_secret,  # the worker's own
         hook.headers.get(TIMESTAMP_HEADER.lower()),
         hook.headers.get(SIGNATURE_HEADER.lower()),
         hook.body,

@@ -20,7 +20,17 @@ from services.notify.domain.preferences import (
     quiet_hours,
 )
 from services.notify.domain.routing import CHANNELS, parse_routing
-from services.notify.models import Contact, StaffContact, person_key, staff_key
+from services.notify.models import (
+    CONTACT_OPENID,
+    CONTACT_PHONE,
+    STAFF_OPENID,
+    STAFF_PHONE,
+    Contact,
+    StaffContact,
+    person_key,
+    staff_key,
+)
+from services.notify.sealed import seal, unseal
 from shared.clock import SHANGHAI
 from tests.support import TOWNSHIP, VILLAGE, InProcessStack
 
@@ -224,7 +234,8 @@ async def add_contact(stack: InProcessStack, person_id: str | None = None) -> st
     """A resident notify has heard of (as registry's events would have told it)."""
     pid = person_id or str(uuid.uuid4())
     async with stack.rt("notify").db.session() as s:
-        s.add(Contact(person_id=pid, name="测试居民", phone="13800138000", region_code=VILLAGE))
+        phone_enc = seal(stack.rt("notify").cipher, "13800138000", CONTACT_PHONE)
+        s.add(Contact(person_id=pid, name="测试居民", phone_enc=phone_enc, region_code=VILLAGE))
         await s.commit()
     return pid
 
@@ -237,7 +248,7 @@ async def add_staff(stack: InProcessStack, sub: str, role: str = "village_worker
                 name="王芳",
                 role=role,
                 region_code=VILLAGE,
-                phone="13900139000",
+                phone_enc=seal(stack.rt("notify").cipher, "13900139000", STAFF_PHONE),
                 updated_by="admin",
             )
         )
@@ -431,14 +442,15 @@ async def test_a_resident_binds_and_unbinds_wechat(stack: InProcessStack) -> Non
     assert r.json() == {"recipient": person_key(pid), "wechat_bound": True}
     async with stack.rt("notify").db.session() as s:
         contact = await s.get(Contact, pid)
-    assert contact is not None and contact.wechat_openid == openid
+    assert contact is not None and contact.wechat_openid_enc != openid  # sealed
+    assert unseal(stack.rt("notify").cipher, contact.wechat_openid_enc, CONTACT_OPENID) == openid
 
     r = await stack.notify.delete("/api/v1/me/wechat", headers=headers)
     assert r.status_code == 200, r.text
     assert r.json()["wechat_bound"] is False
     async with stack.rt("notify").db.session() as s:
         contact = await s.get(Contact, pid)
-    assert contact is not None and contact.wechat_openid is None
+    assert contact is not None and contact.wechat_openid_enc is None
 
     r = await stack.notify.put("/api/v1/me/wechat", headers=headers, json={"openid": "no way!"})
     assert r.status_code == 422
@@ -458,14 +470,15 @@ async def test_staff_bind_wechat_on_their_directory_entry(stack: InProcessStack)
     async with stack.rt("notify").db.session() as s:
         staff = await s.get(StaffContact, "worker-wx")
     assert staff is not None
-    assert staff.wechat_openid == body["openid"]
+    opened = unseal(stack.rt("notify").cipher, staff.wechat_openid_enc, STAFF_OPENID)
+    assert opened == body["openid"] != staff.wechat_openid_enc
     assert staff.version == 1  # the admin's version guard is not disturbed
 
     r = await stack.notify.delete("/api/v1/me/wechat", headers=headers)
     assert r.status_code == 200, r.text
     async with stack.rt("notify").db.session() as s:
         staff = await s.get(StaffContact, "worker-wx")
-    assert staff is not None and staff.wechat_openid is None
+    assert staff is not None and staff.wechat_openid_enc is None
 
     r = await stack.notify.put("/api/v1/me/wechat", headers=stack.auth("admin"), json=body)
     assert r.status_code == 403

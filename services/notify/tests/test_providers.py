@@ -796,7 +796,8 @@ def test_wechat_receipts_from_the_template_send_job_finish_event() -> None:
 
 
 async def test_webhook_posts_the_signed_payload(fake: FakeProviders) -> None:
-    provider = WebhookProvider(fp.WEBHOOK_SECRET, timeout=TIMEOUT)
+    # The fake receiver is plain http on loopback: a developer's setting lets it through.
+    provider = WebhookProvider(timeout=TIMEOUT, allow_private=True)
     payload = {"event": "payment.disbursed", "amount": "120.00", "名": "张三"}
     message = OutgoingMessage(
         delivery_id="dlv-0009",
@@ -805,6 +806,7 @@ async def test_webhook_posts_the_signed_payload(fake: FakeProviders) -> None:
         text="",
         template="payment_disbursed",
         payload=payload,
+        signing_secrets=(fp.WEBHOOK_SECRET,),
     )
     try:
         accepted = await provider.send(message)
@@ -826,7 +828,7 @@ async def test_webhook_posts_the_signed_payload(fake: FakeProviders) -> None:
 
 
 async def test_webhook_answers_become_send_errors(fake: FakeProviders) -> None:
-    provider = WebhookProvider(fp.WEBHOOK_SECRET, timeout=SHORT_TIMEOUT)
+    provider = WebhookProvider(timeout=SHORT_TIMEOUT, allow_private=True)
     message = OutgoingMessage(
         delivery_id="dlv-0010",
         channel="webhook",
@@ -834,6 +836,7 @@ async def test_webhook_answers_become_send_errors(fake: FakeProviders) -> None:
         text="",
         template="t",
         payload={"a": 1},
+        signing_secrets=(fp.WEBHOOK_SECRET,),
     )
     try:
         for status, kind in [(410, "recipient_rejected"), (500, "unavailable"), (400, "rejected")]:
@@ -848,7 +851,12 @@ async def test_webhook_answers_become_send_errors(fake: FakeProviders) -> None:
         fake.release()
         for address in ("ftp://example.org/x", "not a url", ""):
             bad = OutgoingMessage(
-                delivery_id="d", channel="webhook", address=address, text="", template="t"
+                delivery_id="d",
+                channel="webhook",
+                address=address,
+                text="",
+                template="t",
+                signing_secrets=("s",),
             )
             assert (await send_error(provider, bad)).kind == "recipient_rejected"
         refused = OutgoingMessage(
@@ -857,8 +865,17 @@ async def test_webhook_answers_become_send_errors(fake: FakeProviders) -> None:
             address=f"http://127.0.0.1:{closed_port()}/hook",
             text="",
             template="t",
+            signing_secrets=("s",),
         )
         assert (await send_error(provider, refused)).kind == "unavailable"
+        # Without a secret of its own nothing is sent unsigned: the delivery fails at once.
+        fake.requests.clear()
+        unsigned = OutgoingMessage(
+            delivery_id="d", channel="webhook", address=fake.webhook_url(), text="", template="t"
+        )
+        e = await send_error(provider, unsigned)
+        assert e.kind == "recipient_rejected" and "signing secret" in str(e)
+        assert fake.requests_to("webhook") == []
     finally:
         await provider.aclose()
 
@@ -922,9 +939,8 @@ def test_build_providers_refuses_unknown_names_and_missing_credentials(tmp_path:
     refused("LINGJU_NOTIFY_TENCENT_SECRET_KEY", notify_sms_providers=["file", "tencent"])
     refused("LINGJU_NOTIFY_GATEWAY_URL", notify_sms_providers=["gateway"])
     refused("LINGJU_NOTIFY_WECHAT_APP_SECRET", notify_wechat_providers=["wechat"])
-    refused("LINGJU_NOTIFY_WEBHOOK_SECRET", notify_webhook_secret="")
     # Production: the development file provider (numbers and texts in clear) is refused, and
-    # so is the development webhook secret.
+    # so are webhooks to internal addresses.
     refused("file provider is for development", env="production")
     gateway = {
         "notify_sms_providers": ["gateway"],
@@ -934,10 +950,13 @@ def test_build_providers_refuses_unknown_names_and_missing_credentials(tmp_path:
         "notify_wechat_app_id": "a",
         "notify_wechat_app_secret": "s",
     }
-    refused("production needs LINGJU_NOTIFY_WEBHOOK_SECRET", env="production", **gateway)
-    build_providers(
-        Settings(var_dir=tmp_path, env="production", notify_webhook_secret="real", **gateway)  # type: ignore[arg-type]
+    refused(
+        "LINGJU_NOTIFY_WEBHOOK_ALLOW_PRIVATE",
+        env="production",
+        notify_webhook_allow_private=True,
+        **gateway,
     )
+    build_providers(Settings(var_dir=tmp_path, env="production", **gateway))  # type: ignore[arg-type]
 
 
 def test_retry_after_reads_seconds_and_http_dates() -> None:

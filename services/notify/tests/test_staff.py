@@ -1,5 +1,5 @@
 """The staff directory notify tells: kept by an admin, or a county officer for their county;
-read by officers within their region, phone numbers masked for anyone but an admin."""
+read by officers within their region, phone numbers masked for anyone but the person."""
 
 from __future__ import annotations
 
@@ -47,13 +47,16 @@ async def test_an_admin_adds_and_changes_an_entry(stack: InProcessStack) -> None
     r = await put(stack, "worker-1", entry(webhook_url="https://hooks.example.cn/t/abc?key=s"))
     assert r.status_code == 201, r.text
     out = r.json()
+    secret = out["webhook_secret"]  # the webhook's own signing secret, answered this once
+    assert isinstance(secret, str) and len(secret) >= 43
     assert out == {
         "sub": "worker-1",
         "name": "王芳",
         "role": "village_worker",
         "region_code": VILLAGE,
-        "phone": "13800138000",  # an admin sees it whole
+        "phone": "138****8000",  # masked even for an admin: only the person sees it whole
         "webhook_url": "https://hooks.example.cn/t/abc?key=s",
+        "webhook_secret": secret,
         "wechat_bound": False,
         "active": True,
         "updated_by": "admin-1",
@@ -64,7 +67,7 @@ async def test_an_admin_adds_and_changes_an_entry(stack: InProcessStack) -> None
     r = await put(stack, "worker-1", entry(name="王芳芳", active=False, version=1))
     assert r.status_code == 200, r.text
     assert (r.json()["name"], r.json()["active"], r.json()["version"]) == ("王芳芳", False, 2)
-    assert r.json()["webhook_url"] is None
+    assert r.json()["webhook_url"] is None and r.json()["webhook_secret"] is None
 
     # Someone changed it since version 1 was read.
     r = await put(stack, "worker-1", entry(name="李四", version=1))
@@ -91,7 +94,7 @@ async def test_a_county_officer_keeps_the_staff_of_their_county_only(
     r = await put(stack, "agent-1", entry(role="village_agent", region_code=TOWNSHIP), officer)
     assert r.status_code == 201, r.text
     assert r.json()["updated_by"] == "county-1"
-    assert r.json()["phone"] == "138****8000"  # masked for anyone but an admin
+    assert r.json()["phone"] == "138****8000"  # masked for anyone but the person
 
     r = await put(stack, "agent-2", entry(region_code=f"{OTHER_COUNTY}001001"), officer)
     assert r.status_code == 403, r.text
@@ -130,8 +133,8 @@ async def test_a_county_officer_keeps_the_staff_of_their_county_only(
         ({"phone": "23800138000"}, "phone"),
         ({"phone": "1380013800"}, "phone"),
         ({"phone": "+8613800138000"}, "phone"),
-        ({"webhook_url": "http://hooks.example.cn/t"}, "webhook_url"),
         ({"webhook_url": "https://"}, "webhook_url"),
+        ({"webhook_url": "https://hooks.example.cn/a b"}, "webhook_url"),
         ({"webhook_url": "ftp://hooks.example.cn"}, "webhook_url"),
         ({"name": ""}, "name"),
         ({"version": 0}, "version"),
@@ -166,14 +169,23 @@ async def test_each_role_takes_its_region_lengths(
     assert (r.json()["role"], r.json()["region_code"]) == (role, region)
 
 
-async def test_phones_and_webhooks_are_masked_for_anyone_but_an_admin(
+async def test_phones_are_masked_but_for_the_person_and_webhooks_but_for_an_admin(
     stack: InProcessStack,
 ) -> None:
     r = await put(stack, "worker-m", entry(webhook_url="https://hooks.example.cn/t/secret"))
     assert r.status_code == 201, r.text
     r = await stack.notify.get(f"{URL}/worker-m", headers=stack.auth("admin"))
-    assert r.json()["phone"] == "13800138000"
+    assert r.json()["phone"] == "138****8000"
     assert r.json()["webhook_url"] == "https://hooks.example.cn/t/secret"
+    assert r.json()["webhook_secret"] is None  # shown once, when it was made
+    # An officer reading their own entry sees their own number.
+    r = await put(stack, "town-1", entry(role="township_officer", region_code=TOWNSHIP))
+    assert r.status_code == 201, r.text
+    r = await stack.notify.get(
+        f"{URL}/town-1", headers=stack.auth("township_officer", TOWNSHIP, sub="town-1")
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["phone"] == "13800138000"
     for headers in (
         stack.auth("county_officer", COUNTY),
         stack.auth("township_officer", TOWNSHIP),
@@ -182,7 +194,7 @@ async def test_phones_and_webhooks_are_masked_for_anyone_but_an_admin(
         assert r.status_code == 200, r.text
         assert r.json()["phone"] == "138****8000"
         assert r.json()["webhook_url"] == "https://hooks.example.cn/…"
-        r = await stack.notify.get(URL, headers=headers)
+        r = await stack.notify.get(URL, headers=headers, params={"role": "village_worker"})
         assert [i["phone"] for i in r.json()["items"]] == ["138****8000"]
 
     # Outside the reader's region, or not a reader at all.

@@ -1,7 +1,8 @@
-"""Who may call the registry's routes, declared once (DESIGN §4).
+"""Who may call the registry's routes, declared once (DESIGN §4, shared/access.py).
 
 Region and ownership are checked in the use cases (``Principal.require_region``,
-``require_person_access``) against the record itself.
+``require_person_access``) against the record itself; ``POLICY`` says which check each route
+makes, and tests/access_matrix.py holds every route to it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 
-from shared.auth import Principal, Role, current_principal, require_roles
+from shared.access import PUBLIC, AccessPolicy, Scope, rule
+from shared.auth import Principal, Role
 from shared.errors import PROBLEM_JSON, ProblemDetails
 from shared.ratelimit import RateLimiter
 
@@ -24,18 +26,67 @@ LOCAL_STAFF = (
 )
 REVIEWERS = (Role.village_worker, Role.township_officer, Role.county_officer, Role.admin)
 
-Caller = Annotated[Principal, Depends(current_principal)]
-# Record families, births and deaths; search residents.
-Staff = Annotated[Principal, Depends(require_roles(*LOCAL_STAFF))]
-# Register residents: local staff, and the health bureau's system for hospital births.
-Registrar = Annotated[Principal, Depends(require_roles(*LOCAL_STAFF, Role.bureau_system))]
-# Apply for a certificate, or read a family: local staff and the residents themselves.
-StaffOrResident = Annotated[Principal, Depends(require_roles(Role.resident, *LOCAL_STAFF))]
-Reviewer = Annotated[Principal, Depends(require_roles(*REVIEWERS))]
-Revoker = Annotated[
-    Principal, Depends(require_roles(Role.township_officer, Role.county_officer, Role.admin))
-]
-Bureau = Annotated[Principal, Depends(require_roles(Role.bureau_system))]
+RESIDENT_OR_STAFF = (Role.resident, *LOCAL_STAFF)
+REVOKERS = (Role.township_officer, Role.county_officer, Role.admin)
+
+# "METHOD /path": who, and how the record is confined (shared.access.Scope).
+POLICY = AccessPolicy(
+    {
+        "GET /api/v1/certificate-types": PUBLIC,
+        "GET /api/v1/public/applications/{application_no}/progress": PUBLIC,
+        "GET /api/v1/public/certificates/{certificate_no}/verification": PUBLIC,
+        # Register residents: local staff, and the health bureau's system for hospital births.
+        "POST /api/v1/persons": rule(
+            Scope.region, LOCAL_STAFF, Role.bureau_system, person_record=True
+        ),
+        "GET /api/v1/persons": rule(Scope.listing, LOCAL_STAFF, person_record=True),
+        "GET /api/v1/persons/{person_id}": rule(
+            Scope.region, RESIDENT_OR_STAFF, person_record=True
+        ),
+        "PATCH /api/v1/persons/{person_id}": rule(
+            Scope.region, LOCAL_STAFF, Role.bureau_system, person_record=True
+        ),
+        "POST /api/v1/persons/{person_id}/death": rule(
+            Scope.region, LOCAL_STAFF, person_record=True
+        ),
+        # Apply for a certificate: local staff and the residents themselves.
+        "POST /api/v1/applications": rule(Scope.region, RESIDENT_OR_STAFF, person_record=True),
+        "GET /api/v1/applications": rule(Scope.listing, REVIEWERS, person_record=True),
+        "GET /api/v1/applications/{application_id}": rule(
+            Scope.region, RESIDENT_OR_STAFF, person_record=True
+        ),
+        "POST /api/v1/applications/{application_id}/materials": rule(
+            Scope.region, RESIDENT_OR_STAFF, person_record=True
+        ),
+        "POST /api/v1/applications/{application_id}/review": rule(
+            Scope.region, REVIEWERS, person_record=True
+        ),
+        "GET /api/v1/certificates/{certificate_no}": rule(
+            Scope.region, RESIDENT_OR_STAFF, person_record=True
+        ),
+        "POST /api/v1/certificates/{certificate_no}/revoke": rule(
+            Scope.region, REVOKERS, person_record=True
+        ),
+        "POST /api/v1/certificates/{certificate_no}/collect": rule(
+            Scope.region, RESIDENT_OR_STAFF, person_record=True
+        ),
+        "POST /api/v1/families": rule(Scope.region, LOCAL_STAFF, person_record=True),
+        "GET /api/v1/families": rule(Scope.region, RESIDENT_OR_STAFF, person_record=True),
+        "GET /api/v1/families/{family_id}": rule(
+            Scope.region, RESIDENT_OR_STAFF, person_record=True
+        ),
+        "POST /api/v1/families/{family_id}/children": rule(
+            Scope.region, LOCAL_STAFF, person_record=True
+        ),
+        "POST /api/v1/births": rule(Scope.region, LOCAL_STAFF, person_record=True),
+        "POST /api/v1/integrations/hospital-events": rule(
+            Scope.region, Role.bureau_system, person_record=True
+        ),
+    }
+)
+
+# Every guarded route takes its caller through the policy.
+Caller = Annotated[Principal, Depends(POLICY.caller)]
 
 IfMatch = Annotated[str | None, Header(description='The version you read, e.g. "3" (ETag)')]
 

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from services.registry.api.access import Caller, IfMatch, Reviewer, StaffOrResident
+from services.registry.api.access import Caller, IfMatch
 from services.registry.api.schemas import (
     ApplicationDetail,
     ApplicationIn,
@@ -23,7 +23,7 @@ router = APIRouter(prefix="/applications", tags=["applications"])
 
 @router.post("", status_code=201, response_model=ApplicationOut, summary="Apply for a certificate")
 async def submit_application(
-    body: ApplicationIn, request: Request, rt: RuntimeDep, principal: StaffOrResident
+    body: ApplicationIn, request: Request, rt: RuntimeDep, principal: Caller
 ):
     return await run_idempotent(
         request,
@@ -41,7 +41,7 @@ async def submit_application(
 )
 async def list_applications(
     rt: RuntimeDep,
-    principal: Reviewer,
+    principal: Caller,
     status: str | None = None,
     region: Annotated[str | None, Query(pattern=r"^\d{2,12}$")] = None,
     overdue: bool | None = None,
@@ -84,7 +84,7 @@ async def supplement_materials(
     application_id: str,
     body: MaterialsIn,
     rt: RuntimeDep,
-    principal: StaffOrResident,
+    principal: Caller,
     if_match: IfMatch = None,
 ) -> ApplicationOut:
     expected = expected_version(if_match, body.version)
@@ -103,7 +103,7 @@ async def review_application(
     application_id: str,
     body: ReviewIn,
     rt: RuntimeDep,
-    principal: Reviewer,
+    principal: Caller,
     if_match: IfMatch = None,
 ) -> ApplicationOut:
     expected = expected_version(if_match, body.version)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from services.registry.api.access import Caller, Revoker, StaffOrResident
+from services.registry.api.access import Caller
 from services.registry.api.schemas import CertificateOut, CollectIn, RevokeIn
 from services.registry.usecases import applications as usecases
 from shared.service import RuntimeDep
@@ -28,7 +28,7 @@ async def get_certificate(
     summary="Revoke a certificate, with the reason; its enrollments end from the next period",
 )
 async def revoke_certificate(
-    certificate_no: str, body: RevokeIn, rt: RuntimeDep, principal: Revoker
+    certificate_no: str, body: RevokeIn, rt: RuntimeDep, principal: Caller
 ) -> CertificateOut:
     async with rt.uow() as uow:
         out = await usecases.revoke_certificate(
@@ -44,7 +44,7 @@ async def revoke_certificate(
     summary="Record that the holder has the certificate (office, agent or download)",
 )
 async def collect_certificate(
-    certificate_no: str, body: CollectIn, rt: RuntimeDep, principal: StaffOrResident
+    certificate_no: str, body: CollectIn, rt: RuntimeDep, principal: Caller
 ) -> CertificateOut:
     async with rt.uow() as uow:
         out = await usecases.collect_certificate(

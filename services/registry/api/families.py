@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from services.registry.api.access import Staff, StaffOrResident
+from services.registry.api.access import Caller
 from services.registry.api.family_schemas import ChildLinkIn, FamilyIn, FamilyOut
 from services.registry.usecases import families as usecases
 from shared.idempotency import run_idempotent
@@ -22,14 +22,14 @@ router = APIRouter(prefix="/families", tags=["families"])
     summary="Register a family: a couple, its marriage date, optionally its children",
 )
 async def register_family(
-    body: FamilyIn, request: Request, rt: RuntimeDep, principal: Staff
+    body: FamilyIn, request: Request, rt: RuntimeDep, principal: Caller
 ) -> JSONResponse:
     return await run_idempotent(
         request,
         principal,
         rt.uow(),
         rt.tables,
-        lambda uow: usecases.register_family(uow, body, principal),
+        lambda uow: usecases.register_family(uow, rt.cipher, body, principal),
     )
 
 
@@ -40,7 +40,7 @@ async def register_family(
 )
 async def families_of_person(
     rt: RuntimeDep,
-    principal: StaffOrResident,
+    principal: Caller,
     person_id: Annotated[str, Query(min_length=1, max_length=36)],
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
     cursor: str | None = None,
@@ -50,7 +50,7 @@ async def families_of_person(
 
 
 @router.get("/{family_id}", response_model=FamilyOut, summary="One family and its structure")
-async def get_family(family_id: str, rt: RuntimeDep, principal: StaffOrResident) -> FamilyOut:
+async def get_family(family_id: str, rt: RuntimeDep, principal: Caller) -> FamilyOut:
     async with rt.uow() as uow:
         return await usecases.get_family(uow, family_id, principal)
 
@@ -62,7 +62,7 @@ async def get_family(family_id: str, rt: RuntimeDep, principal: StaffOrResident)
     summary="Link an existing child to a family",
 )
 async def link_child(
-    family_id: str, body: ChildLinkIn, request: Request, rt: RuntimeDep, principal: Staff
+    family_id: str, body: ChildLinkIn, request: Request, rt: RuntimeDep, principal: Caller
 ) -> JSONResponse:
     return await run_idempotent(
         request,

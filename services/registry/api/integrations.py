@@ -7,9 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from services.registry.api.access import Bureau
+from services.registry.api.access import Caller
 from services.registry.api.family_schemas import HospitalEventIn, HospitalReportOut
 from services.registry.usecases import hospital as usecases
+from shared.auth import Principal, current_principal
 from shared.errors import PROBLEM_JSON, Problem, ProblemDetails
 from shared.service import RuntimeDep
 from shared.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify
@@ -17,12 +18,27 @@ from shared.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, v
 router = APIRouter(prefix="/integrations", tags=["integrations"])
 
 
-async def signed_body(request: Request, rt: RuntimeDep) -> bytes:
-    """The raw body, once its HMAC signature and timestamp are verified (DESIGN §4)."""
+async def signed_body(
+    request: Request,
+    rt: RuntimeDep,
+    caller: Annotated[Principal, Depends(current_principal)],
+) -> bytes:
+    """The raw body, once its HMAC signature and timestamp are verified (DESIGN §4) with the
+    secrets of the calling client (its token's subject) only: one client's secret never
+    signs for another."""
+    secrets = rt.settings.integration_clients.get(caller.sub)
+    if not secrets:
+        raise Problem(
+            401,
+            "integration_client_unknown",
+            f"未登记的对接方：{caller.sub}",
+            f"No integration client {caller.sub!r} is configured",
+            headers={"WWW-Authenticate": 'HMAC realm="lingju"'},
+        )
     raw = await request.body()
     try:
         verify(
-            rt.settings.bureau_hmac_secret,
+            secrets,
             request.headers.get(TIMESTAMP_HEADER),
             request.headers.get(SIGNATURE_HEADER),
             raw,
@@ -54,14 +70,18 @@ _PROBLEM: dict[str, Any] = {
     ),
     responses={
         200: {"model": HospitalReportOut, "description": "The same report again (replayed)"},
-        401: {**_PROBLEM, "description": "signature_invalid, signature_expired, or no token"},
+        401: {
+            **_PROBLEM,
+            "description": "signature_invalid, signature_expired, integration_client_unknown, "
+            "or no token",
+        },
         409: {**_PROBLEM, "description": "external_ref_conflict, already_dead, duplicate_birth"},
     },
 )
 async def hospital_event(
     body: HospitalEventIn,
     rt: RuntimeDep,
-    principal: Bureau,
+    principal: Caller,
     _signed: Annotated[bytes, Depends(signed_body)],
 ) -> JSONResponse:
     return await usecases.receive_report(rt.uow(), rt.cipher, body, principal)

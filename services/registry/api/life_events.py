@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from services.registry.api.access import Staff
+from services.registry.api.access import Caller
 from services.registry.api.family_schemas import BirthIn, BirthOut, DeathIn, DeathOut
 from services.registry.usecases import life_events as usecases
 from shared.idempotency import run_idempotent
@@ -19,7 +19,7 @@ router = APIRouter(tags=["life events"])
     summary="Register a birth: creates the child and links it to the mother's family",
 )
 async def register_birth(
-    body: BirthIn, request: Request, rt: RuntimeDep, principal: Staff
+    body: BirthIn, request: Request, rt: RuntimeDep, principal: Caller
 ) -> JSONResponse:
     return await run_idempotent(
         request,
@@ -37,7 +37,7 @@ async def register_birth(
     summary="Record a resident's death (once: a second report is 409 already_dead)",
 )
 async def report_death(
-    person_id: str, body: DeathIn, request: Request, rt: RuntimeDep, principal: Staff
+    person_id: str, body: DeathIn, request: Request, rt: RuntimeDep, principal: Caller
 ) -> JSONResponse:
     return await run_idempotent(
         request,

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from services.registry.api.access import Caller, IfMatch, Registrar, Staff
+from services.registry.api.access import Caller, IfMatch
 from services.registry.api.schemas import PersonIn, PersonOut, PersonPatch
 from services.registry.usecases import persons as usecases
 from shared.concurrency import etag, expected_version
@@ -16,7 +16,7 @@ router = APIRouter(prefix="/persons", tags=["persons"])
 
 
 @router.post("", status_code=201, response_model=PersonOut, summary="Register a resident")
-async def register_person(body: PersonIn, request: Request, rt: RuntimeDep, principal: Registrar):
+async def register_person(body: PersonIn, request: Request, rt: RuntimeDep, principal: Caller):
     return await run_idempotent(
         request,
         principal,
@@ -42,9 +42,12 @@ async def get_person(
 @router.get("", response_model=Page[PersonOut], summary="Search residents in your region")
 async def search_persons(
     rt: RuntimeDep,
-    principal: Staff,
+    principal: Caller,
     name: Annotated[str | None, Query(max_length=50)] = None,
-    phone: Annotated[str | None, Query(max_length=20)] = None,
+    phone: Annotated[
+        str | None,
+        Query(max_length=20, description="The whole number (exact match, by its blind index)"),
+    ] = None,
     id_number: Annotated[str | None, Query(max_length=18)] = None,
     region: Annotated[str | None, Query(pattern=r"^\d{2,12}$")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
@@ -70,7 +73,7 @@ async def update_person(
     body: PersonPatch,
     response: Response,
     rt: RuntimeDep,
-    principal: Registrar,
+    principal: Caller,
     if_match: IfMatch = None,
 ) -> PersonOut:
     expected = expected_version(if_match, body.version)

@@ -36,7 +36,7 @@ async def progress(
         timedelta(seconds=rt.settings.progress_lockout_window_seconds),
     )
     async with rt.uow() as uow:
-        return await usecases.progress(uow, application_no, phone_last4, lockout)
+        return await usecases.progress(uow, rt.cipher, application_no, phone_last4, lockout)
 
 
 @router.get(

@@ -71,15 +71,21 @@ class PersonPatch(BaseModel):
 
 
 class PersonOut(BaseModel):
+    """A resident as the caller may see them: identifiers masked by who asks."""
+
     id: str
     id_number: str | None = Field(
-        description="Masked unless the caller is the person or an admin; null for a newborn "
-        "who has none yet"
+        description="Masked (330102********1234) unless the caller is the person or an admin; "
+        "null for a newborn who has none yet"
     )
     name: str
     sex: Literal["male", "female"]
     birth_date: date
-    phone: str | None
+    phone: str | None = Field(
+        description="Masked (138****8000) for every staff role, admin included; in full only "
+        "to the resident it belongs to; null when none is on file",
+        examples=["138****8000"],
+    )
     region_code: str
     residency: str
     household_type: str

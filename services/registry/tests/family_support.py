@@ -10,6 +10,7 @@ import httpx
 from sqlalchemy import select
 
 from services.registry.models import Person
+from shared.config import DEV_BUREAU_HMAC_SECRET
 from shared.signing import signed_headers
 from tests.support import TOWNSHIP, InProcessStack
 
@@ -93,13 +94,18 @@ def bureau_post_args(
     secret: str | None = None,
     region: str = COUNTY,
     role: str = "bureau_system",
+    sub: str | None = None,
 ) -> dict[str, Any]:
+    """Signed as the token's client (``sub``, default the dev token's) with its newest secret,
+    unless ``secret`` is given."""
     raw = json.dumps(body, ensure_ascii=False).encode()
+    client = sub or f"{role}-{region or 'all'}"
+    own = stack.settings.integration_clients.get(client) or [DEV_BUREAU_HMAC_SECRET]
     return {
         "content": raw,
         "headers": {
-            **stack.auth(role, region),
-            **signed_headers(secret or stack.settings.bureau_hmac_secret, raw, timestamp),
+            **stack.auth(role, region, sub=sub),
+            **signed_headers(secret or own[0], raw, timestamp),
             "content-type": "application/json",
         },
     }

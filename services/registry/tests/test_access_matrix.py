@@ -1,87 +1,152 @@
-"""Every registry route refuses the anonymous and the roles it does not serve (problem+json).
-
-Region and ownership checks are tested with each route's own tests; this table makes sure no
-route is left open by mistake.
-"""
+"""Every registry route x every role x inside / outside the record's region, held to the policy
+declared in services/registry/api/access.py (the harness: tests/access_matrix.py)."""
 
 from __future__ import annotations
 
-import pytest
+from datetime import date
+from typing import Any
 
-from tests.support import TOWNSHIP, InProcessStack
+from services.registry.api.access import POLICY
+from services.registry.tests.family_support import register_family
+from shared.auth import Role
+from shared.config import DEV_BUREAU_HMAC_SECRET
+from shared.signing import signed_headers
+from tests.access_matrix import World, check_matrix
+from tests.support import OTHER_TOWNSHIP, TOWNSHIP, VILLAGE, InProcessStack, make_id_number
 
-ANY_ID = "00000000-0000-0000-0000-000000000000"
-CERT = "330102-2026-000001"
-
-# (method, path, a role this route refuses)
-ROUTES = [
-    ("POST", "/api/v1/persons", "resident"),
-    ("GET", "/api/v1/persons", "resident"),
-    ("GET", f"/api/v1/persons/{ANY_ID}", None),
-    ("PATCH", f"/api/v1/persons/{ANY_ID}", "resident"),
-    ("POST", f"/api/v1/persons/{ANY_ID}/death", "resident"),
-    ("POST", "/api/v1/applications", "bureau_system"),
-    ("GET", "/api/v1/applications", "village_agent"),
-    ("GET", f"/api/v1/applications/{ANY_ID}", None),
-    ("POST", f"/api/v1/applications/{ANY_ID}/materials", "bureau_system"),
-    ("POST", f"/api/v1/applications/{ANY_ID}/review", "village_agent"),
-    ("GET", f"/api/v1/certificates/{CERT}", None),
-    ("POST", f"/api/v1/certificates/{CERT}/revoke", "village_worker"),
-    ("POST", f"/api/v1/certificates/{CERT}/collect", "bureau_system"),
-    ("POST", "/api/v1/families", "resident"),
-    ("GET", "/api/v1/families", "bureau_system"),
-    ("GET", f"/api/v1/families/{ANY_ID}", "bureau_system"),
-    ("POST", f"/api/v1/families/{ANY_ID}/children", "resident"),
-    ("POST", "/api/v1/births", "resident"),
-    ("POST", "/api/v1/integrations/hospital-events", "township_officer"),
-    ("GET", "/api/v1/admin/dead-letters", "county_officer"),
-    ("POST", f"/api/v1/admin/dead-letters/{ANY_ID}/replay", "county_officer"),
-]
+COUNTY = VILLAGE[:6]
+OTHER_COUNTY = "330103"
+OTHER_VILLAGE = OTHER_TOWNSHIP + "001"
+# A client the development settings know (shared.config.DEV_INTEGRATION_SUBJECTS).
+BUREAU = "county-bureau"
 
 
-@pytest.mark.parametrize(("method", "path", "refused"), ROUTES)
-async def test_route_refuses_anonymous_and_other_roles(
-    stack: InProcessStack, method: str, path: str, refused: str | None
-) -> None:
-    anonymous = await stack.registry.request(method, path, json={})
-    assert anonymous.status_code == 401, anonymous.text
-    assert anonymous.headers["content-type"].startswith("application/problem+json")
-    if refused is None:
-        return  # every role may ask; the record itself decides (tested per route)
-    r = await stack.registry.request(method, path, json={}, headers=stack.auth(refused, TOWNSHIP))
-    assert r.status_code == 403, r.text
-    assert r.json()["code"] == "forbidden"
-
-
-async def test_the_table_covers_every_route(stack: InProcessStack) -> None:
-    spec = (await stack.registry.get("/openapi.json")).json()
-    public = {
-        "/api/v1/certificate-types",
-        "/api/v1/public/applications/{application_no}/progress",
-        "/api/v1/public/certificates/{certificate_no}/verification",
-    }
-    operational = {"/healthz", "/readyz", "/metrics"}
-    declared = {
-        (method.upper(), path)
-        for path, ops in spec["paths"].items()
-        for method in ops
-        if path not in public | operational
+def tokens(stack: InProcessStack, resident: str, village: str, township: str, county: str):
+    return {
+        Role.resident: stack.auth("resident", person_id=resident),
+        Role.village_agent: stack.auth("village_agent", village),
+        Role.village_worker: stack.auth("village_worker", village),
+        Role.township_officer: stack.auth("township_officer", township),
+        Role.county_officer: stack.auth("county_officer", county),
+        Role.bureau_system: stack.auth("bureau_system", county, sub=BUREAU),
+        Role.admin: stack.auth("admin", ""),
+        Role.auditor: stack.auth("auditor", county),
     }
 
-    def template(path: str) -> str:
-        return path.replace(ANY_ID, "{id}").replace(CERT, "{no}")
 
-    covered = {(m, template(p)) for m, p, _ in ROUTES}
-    normalized = {
-        (
-            m,
-            p.replace("{person_id}", "{id}")
-            .replace("{application_id}", "{id}")
-            .replace("{family_id}", "{id}")
-            .replace("{certificate_no}", "{no}")
-            .replace("{dead_letter_id}", "{id}"),
-        )
-        for m, p in declared
+def new_person(_: Role) -> dict[str, Any]:
+    return {
+        "id_number": make_id_number(date(1992, 4, 4)),
+        "name": "新居民",
+        "region_code": VILLAGE,
+        "household_type": "rural",
     }
-    missing = normalized - covered
-    assert missing == set()
+
+
+async def test_every_route_role_and_region_is_held_to_the_policy(stack: InProcessStack) -> None:
+    issued = await stack.issue_certificate()
+    mother, father, child = issued["mother"], issued["father"], issued["child"]
+    family = await register_family(stack, mother, father, [child])
+    pending = await stack.submit_application()
+    r = await stack.registry.post(
+        "/api/v1/persons",
+        json={**new_person(Role.admin), "region_code": OTHER_VILLAGE},
+        headers=stack.auth("admin"),
+    )
+    assert r.status_code == 201, r.text
+    stranger = r.json()
+
+    world = World(
+        params={
+            "person_id": mother["id"],
+            "application_id": pending["id"],
+            "application_no": pending["application_no"],
+            "certificate_no": issued["certificate_no"],
+            "family_id": family["id"],
+            "dead_letter_id": "00000000-0000-0000-0000-000000000000",
+        },
+        inside=tokens(stack, mother["id"], VILLAGE, TOWNSHIP, COUNTY),
+        outside={
+            k: v
+            for k, v in tokens(
+                stack, stranger["id"], OTHER_VILLAGE, OTHER_TOWNSHIP, OTHER_COUNTY
+            ).items()
+            if k is not Role.admin
+        },
+        inside_for={
+            key: {Role.resident: stack.auth("resident", person_id=pending["mother"]["id"])}
+            for key in (
+                "POST /api/v1/applications",
+                "GET /api/v1/applications/{application_id}",
+                "POST /api/v1/applications/{application_id}/materials",
+            )
+        },
+        bodies={
+            "POST /api/v1/persons": new_person,
+            "PATCH /api/v1/persons/{person_id}": {"name": "王芳芳", "version": mother["version"]},
+            "POST /api/v1/persons/{person_id}/death": {
+                "date_of_death": date.today().isoformat(),
+                "reported_by": "家属",
+            },
+            "POST /api/v1/applications": {
+                "type": "only_child_honor",
+                "applicant_id": pending["mother"]["id"],
+                "subjects": {"spouse_id": pending["father"]["id"], "child_id": child["id"]},
+            },
+            "POST /api/v1/applications/{application_id}/materials": {
+                "materials": [{"code": "household_register", "ref": "upload-again"}],
+                "version": pending["version"],
+            },
+            "POST /api/v1/applications/{application_id}/review": {
+                "decision": "return",
+                "version": pending["version"],
+            },
+            "POST /api/v1/certificates/{certificate_no}/revoke": {"reason": "测试撤销"},
+            "POST /api/v1/certificates/{certificate_no}/collect": lambda role: {
+                "via": "download" if role is Role.resident else "office"
+            },
+            "POST /api/v1/families": {
+                "wife_id": pending["mother"]["id"],
+                "husband_id": pending["father"]["id"],
+                "marriage_date": "2010-01-01",
+            },
+            "POST /api/v1/families/{family_id}/children": {"child_id": pending["child"]["id"]},
+            "POST /api/v1/births": {
+                "mother_id": mother["id"],
+                "child": {
+                    "name": "李小宝",
+                    "sex": "male",
+                    "birth_date": date.today().isoformat(),
+                    "hospital": "上城区妇幼保健院",
+                    "birth_certificate_no": "Q330000099",
+                },
+            },
+            "POST /api/v1/integrations/hospital-events": {
+                "external_ref": "HB-MATRIX-1",
+                "kind": "birth",
+                "mother_id": mother["id"],
+                "child": {
+                    "name": "李二宝",
+                    "sex": "female",
+                    "birth_date": date.today().isoformat(),
+                    "hospital": "上城区妇幼保健院",
+                    "birth_certificate_no": "Q330000100",
+                },
+            },
+        },
+        queries={
+            "GET /api/v1/families": {"person_id": mother["id"]},
+            "GET /api/v1/persons": {"name": mother["name"]},
+        },
+        markers={
+            "GET /api/v1/persons": [mother["id"]],
+            "GET /api/v1/applications": [pending["id"]],
+        },
+        signers={
+            "POST /api/v1/integrations/hospital-events": lambda raw: signed_headers(
+                DEV_BUREAU_HMAC_SECRET, raw
+            )
+        },
+    )
+    wrong = await check_matrix(stack.registry, POLICY, world)
+    assert wrong == [], "\n".join(wrong)

@@ -28,9 +28,11 @@ async def test_change_is_guarded_and_announced(stack: InProcessStack) -> None:
         headers={**officer, "If-Match": got.headers["etag"]},
     )
     assert r.status_code == 200, r.text
-    assert (r.json()["phone"], r.json()["version"], r.headers["etag"]) == ("13912345678", 2, '"2"')
+    # The officer sees the new phone masked; the event carries it whole, for notify's SMS.
+    assert (r.json()["phone"], r.json()["version"], r.headers["etag"]) == ("139****5678", 2, '"2"')
     updated = await published(stack, "registry", "lingju.registry.person.updated")
     assert [e["data"]["changed"] for e in updated] == [["marital_status", "phone"]]
+    assert updated[0]["data"]["phone"] == "13912345678"
     assert "id_number" not in updated[0]["data"]
 
     stale = await stack.registry.patch(

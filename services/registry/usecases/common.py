@@ -15,7 +15,6 @@ from shared.auth import Principal, Role
 from shared.errors import Problem
 
 CATALOGUE_FILE = Path(__file__).parent.parent / "certificate_types.toml"
-ID_CONTEXT = "registry.persons.id_number"
 
 
 @lru_cache(maxsize=1)

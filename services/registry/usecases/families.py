@@ -16,6 +16,7 @@ from services.registry.usecases.common import require_person_access
 from services.registry.usecases.persons import change_person
 from shared.auth import Principal, Role
 from shared.concurrency import versioned_update
+from shared.crypto import FieldCipher
 from shared.errors import Problem, not_found
 from shared.events.outbox import UnitOfWork
 from shared.pagination import Page, after_time_cursor, encode_cursor
@@ -115,7 +116,7 @@ async def family_out(uow: UnitOfWork, family: Family) -> FamilyOut:
 
 
 async def register_family(
-    uow: UnitOfWork, body: FamilyIn, principal: Principal
+    uow: UnitOfWork, cipher: FieldCipher, body: FamilyIn, principal: Principal
 ) -> tuple[int, FamilyOut]:
     wife = await person_or_422(uow, body.wife_id, "wife_id")
     husband = await person_or_422(uow, body.husband_id, "husband_id")
@@ -153,7 +154,7 @@ async def register_family(
         )
     for spouse, partner in ((wife, husband), (husband, wife)):
         status = rules.marital_status_after_marriage(facts(spouse), facts(partner))
-        await change_person(uow, spouse.id, {"marital_status": status})
+        await change_person(uow, cipher, spouse.id, {"marital_status": status})
     await uow.flush()
     uow.publish(
         FamilyRegistered(

@@ -22,8 +22,7 @@ from services.registry.api.family_schemas import (
     HospitalDeathIn,
     HospitalReportOut,
 )
-from services.registry.models import HospitalReport, Person
-from services.registry.usecases.common import ID_CONTEXT
+from services.registry.models import ID_CONTEXT, HospitalReport, Person
 from services.registry.usecases.life_events import record_death, register_birth
 from shared.auth import Principal
 from shared.crypto import FieldCipher

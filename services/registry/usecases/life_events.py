@@ -10,8 +10,16 @@ from sqlalchemy import or_, select
 from services.registry.api.family_schemas import BirthIn, BirthOut, DeathIn, DeathOut
 from services.registry.domain import families as rules
 from services.registry.events import ChildBorn, PersonDied, PersonRegistered
-from services.registry.models import Birth, Death, Family, FamilyChild, Person
-from services.registry.usecases.common import ID_CONTEXT, identity_or_422
+from services.registry.models import (
+    CAUSE_CONTEXT,
+    ID_CONTEXT,
+    Birth,
+    Death,
+    Family,
+    FamilyChild,
+    Person,
+)
+from services.registry.usecases.common import identity_or_422
 from services.registry.usecases.families import (
     add_child,
     facts,
@@ -26,7 +34,6 @@ from shared.crypto import FieldCipher
 from shared.errors import Problem, not_found
 from shared.events.outbox import UnitOfWork
 
-CAUSE_CONTEXT = "registry.deaths.cause"
 Source = Literal["officer", "hospital"]
 
 
@@ -83,7 +90,6 @@ async def register_birth(
         name=kid.name,
         sex=kid.sex,
         birth_date=kid.birth_date,
-        phone=None,
         # A newborn is registered with the mother (随母落户): her village and household type.
         region_code=mother.region_code,
         residency=mother.residency,
@@ -198,7 +204,7 @@ async def record_death(
     for spouse_id in rules.surviving_spouses(person.id, known):
         survivor = await uow.session.get(Person, spouse_id)
         if survivor is not None and survivor.died_on is None:
-            await change_person(uow, spouse_id, {"marital_status": "widowed"})
+            await change_person(uow, cipher, spouse_id, {"marital_status": "widowed"})
     await uow.flush()
     uow.publish(
         PersonDied(

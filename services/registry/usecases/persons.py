@@ -10,29 +10,50 @@ from sqlalchemy import select
 from services.registry.api.schemas import PersonIn, PersonOut, PersonPatch
 from services.registry.domain.identity import parse_id_number
 from services.registry.events import PersonRegistered, PersonUpdated
-from services.registry.models import Person
-from services.registry.usecases.common import ID_CONTEXT, identity_or_422, require_person_access
+from services.registry.models import ID_CONTEXT, PHONE_CONTEXT, Person
+from services.registry.usecases.common import identity_or_422, require_person_access
 from shared.auth import Principal, Role
 from shared.concurrency import Expected, versioned_update
-from shared.crypto import FieldCipher, mask_id_number
+from shared.crypto import FieldCipher, mask_id_number, mask_phone
 from shared.errors import Problem, not_found
 from shared.events.outbox import UnitOfWork
 from shared.pagination import Page, decode_cursor, encode_cursor
 
 
+def phone_of(person: Person, cipher: FieldCipher) -> str | None:
+    """The person's phone in clear (for the answer's masking, or an event)."""
+    if not person.phone_enc:
+        return None
+    return cipher.decrypt(person.phone_enc, context=PHONE_CONTEXT)
+
+
+def phone_columns(phone: str | None, cipher: FieldCipher) -> dict[str, str | None]:
+    """What the persons row stores for a phone: ciphertext and the blind index of the number."""
+    if not phone:
+        return {"phone_enc": None, "phone_index": None}
+    return {
+        "phone_enc": cipher.encrypt(phone, context=PHONE_CONTEXT),
+        "phone_index": cipher.blind_index(phone, context=PHONE_CONTEXT),
+    }
+
+
 def person_out(person: Person, cipher: FieldCipher, principal: Principal) -> PersonOut:
-    shown = None
+    own = principal.person_id is not None and principal.person_id == person.id
+    id_shown = None
     if person.id_number_enc:
         id_number = cipher.decrypt(person.id_number_enc, context=ID_CONTEXT)
-        sees_full = principal.role is Role.admin or principal.person_id == person.id
-        shown = id_number if sees_full else mask_id_number(id_number)
+        sees_full = own or principal.role is Role.admin
+        id_shown = id_number if sees_full else mask_id_number(id_number)
+    # Minimum necessary: staff (admins too) see the phone's ends, enough to confirm it with
+    # the resident; only the resident sees their own in full.
+    phone = phone_of(person, cipher)
     return PersonOut(
         id=person.id,
-        id_number=shown,
+        id_number=id_shown,
         name=person.name,
         sex=person.sex,  # type: ignore[arg-type]
         birth_date=person.birth_date,
-        phone=person.phone,
+        phone=phone if own or phone is None else mask_phone(phone),
         region_code=person.region_code,
         residency=person.residency,
         household_type=person.household_type,
@@ -60,7 +81,7 @@ async def register_person(
         name=body.name,
         sex=facts.sex,
         birth_date=facts.birth_date,
-        phone=body.phone,
+        **phone_columns(body.phone, cipher),
         region_code=body.region_code,
         residency=body.residency,
         household_type=body.household_type,
@@ -76,7 +97,8 @@ async def register_person(
             region_code=person.region_code,
             residency=person.residency,
             household_type=person.household_type,
-            phone=person.phone,
+            # In clear: notify texts the resident (its contact directory keeps the number).
+            phone=body.phone,
         ),
         subject=person.id,
     )
@@ -113,22 +135,32 @@ async def update_person(
     if person.version != expected.version:
         raise expected.conflict()
     sent = body.model_dump(exclude_unset=True, exclude={"version"})
-    changed = {k: v for k, v in sent.items() if k in _EDITABLE and getattr(person, k) != v}
+    current = {k: getattr(person, k) for k in _EDITABLE if k != "phone"}
+    current["phone"] = phone_of(person, cipher)
+    changed = {k: v for k, v in sent.items() if k in _EDITABLE and current[k] != v}
     if not changed:
         return person_out(person, cipher, principal)
-    person = await change_person(uow, person.id, changed, expected)
+    person = await change_person(uow, cipher, person.id, changed, expected)
     return person_out(person, cipher, principal)
 
 
 async def change_person(
-    uow: UnitOfWork, person_id: str, changed: dict[str, Any], expected: Expected | None = None
+    uow: UnitOfWork,
+    cipher: FieldCipher,
+    person_id: str,
+    changed: dict[str, Any],
+    expected: Expected | None = None,
 ) -> Person:
     """Write the changes (version + 1, guarded when a version is expected) and announce them.
 
     Every change of a person goes through here, so the other services' copies of the person
-    (benefits, visits, notify) hear of it, whichever use case made it.
+    (benefits, visits, notify) hear of it, whichever use case made it. ``changed`` is in the
+    API's words: a ``phone`` is stored encrypted with its blind index.
     """
-    if not await versioned_update(uow.session, Person, person_id, expected=expected, **changed):
+    values = dict(changed)
+    if "phone" in values:
+        values.update(phone_columns(values.pop("phone"), cipher))
+    if not await versioned_update(uow.session, Person, person_id, expected=expected, **values):
         raise expected.conflict() if expected is not None else not_found("居民", "Person")
     person = await uow.session.get(Person, person_id)
     assert person is not None
@@ -144,7 +176,7 @@ async def change_person(
             residency=person.residency,
             household_type=person.household_type,
             marital_status=person.marital_status,
-            phone=person.phone,
+            phone=phone_of(person, cipher),  # notify's contact directory keeps it current
             version=person.version,
         ),
         subject=person.id,
@@ -164,14 +196,16 @@ async def search_persons(
     limit: int,
     cursor: str | None,
 ) -> Page[PersonOut]:
-    """For officers and agents, inside their region; the ID number is found by its index."""
+    """For officers and agents, inside their region; the ID number and the phone are found by
+    their blind indexes (an exact match, as with any keyed index)."""
     region = region or principal.region
     principal.require_region(region)
     q = select(Person).where(Person.region_code.startswith(region))
     if name:
         q = q.where(Person.name.contains(name))
     if phone:
-        q = q.where(Person.phone == phone)
+        index = cipher.blind_index(phone.strip(), context=PHONE_CONTEXT)
+        q = q.where(Person.phone_index == index)
     if id_number:
         try:
             number = parse_id_number(id_number).id_number

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from services.visits import appointments
+from services.visits.api.access import Caller
 from services.visits.appointments import (
     AppointmentOut,
     BookIn,
@@ -20,7 +21,7 @@ from services.visits.appointments import (
     StationOut,
     TransitionIn,
 )
-from shared.auth import Principal, Role, current_principal, require_roles
+from shared.auth import Principal
 from shared.clock import AsOfQuery as AsOf
 from shared.concurrency import etag, expected_version
 from shared.errors import problem_responses
@@ -31,37 +32,7 @@ from shared.service import RuntimeDep
 router = APIRouter(tags=["appointments"], responses=problem_responses())
 
 # Stations and their seats are opened, and attendance recorded, by township or county staff.
-StationStaff = Annotated[
-    Principal, Depends(require_roles(Role.township_officer, Role.county_officer))
-]
 # A resident for themself; local staff for a resident of their region (checked in the use case).
-Booker = Annotated[
-    Principal,
-    Depends(
-        require_roles(
-            Role.resident,
-            Role.village_agent,
-            Role.village_worker,
-            Role.township_officer,
-            Role.county_officer,
-        )
-    ),
-]
-Reader = Annotated[
-    Principal,
-    Depends(
-        require_roles(
-            Role.resident,
-            Role.village_agent,
-            Role.village_worker,
-            Role.township_officer,
-            Role.county_officer,
-            Role.admin,
-        )
-    ),
-]
-Anyone = Annotated[Principal, Depends(current_principal)]
-Admin = Annotated[Principal, Depends(require_roles(Role.admin))]
 IfMatch = Annotated[str | None, Header(description='The version you read, e.g. "3" (ETag)')]
 
 
@@ -79,9 +50,7 @@ def _version(if_match: str | None, body: TransitionIn | RescheduleIn | None) -> 
     response_model=StationOut,
     summary="Open a station serving a township (9 digits) or district (6 digits)",
 )
-async def create_station(
-    body: StationIn, request: Request, rt: RuntimeDep, principal: StationStaff
-):
+async def create_station(body: StationIn, request: Request, rt: RuntimeDep, principal: Caller):
     return await run_idempotent(
         request,
         principal,
@@ -97,7 +66,7 @@ async def create_station(
     response_model=SlotOut,
     summary="Open a slot of seats for one service at a station",
 )
-async def create_slot(body: SlotIn, request: Request, rt: RuntimeDep, principal: StationStaff):
+async def create_slot(body: SlotIn, request: Request, rt: RuntimeDep, principal: Caller):
     return await run_idempotent(
         request,
         principal,
@@ -110,7 +79,7 @@ async def create_slot(body: SlotIn, request: Request, rt: RuntimeDep, principal:
 @router.get("/slots", response_model=Page[SlotOut], summary="Slots with their remaining seats")
 async def list_slots(
     rt: RuntimeDep,
-    _: Anyone,
+    _: Caller,
     station_id: str | None = None,
     service: Service | None = None,
     starts_from: Annotated[datetime | None, Query(alias="from")] = None,
@@ -141,7 +110,7 @@ async def list_slots(
     response_model=AppointmentOut,
     summary="Book a seat (Idempotency-Key accepted); a full slot answers 409 slot_full",
 )
-async def book(body: BookIn, request: Request, rt: RuntimeDep, principal: Booker):
+async def book(body: BookIn, request: Request, rt: RuntimeDep, principal: Caller):
     return await run_idempotent(
         request,
         principal,
@@ -158,7 +127,7 @@ async def book(body: BookIn, request: Request, rt: RuntimeDep, principal: Booker
 )
 async def list_appointments(
     rt: RuntimeDep,
-    principal: Reader,
+    principal: Caller,
     person_id: str | None = None,
     station_id: str | None = None,
     status: Annotated[str | None, Query(pattern="^(booked|cancelled|attended|no_show)$")] = None,
@@ -179,7 +148,7 @@ async def list_appointments(
 
 @router.get("/appointments/{appointment_id}", response_model=AppointmentOut, summary="One")
 async def get_appointment(
-    appointment_id: str, response: Response, rt: RuntimeDep, principal: Reader
+    appointment_id: str, response: Response, rt: RuntimeDep, principal: Caller
 ) -> AppointmentOut:
     async with rt.db.session() as s:
         out = await appointments.get_appointment(s, appointment_id, principal)
@@ -195,7 +164,7 @@ async def get_appointment(
 async def cancel(
     appointment_id: str,
     rt: RuntimeDep,
-    principal: Booker,
+    principal: Caller,
     body: TransitionIn | None = None,
     if_match: IfMatch = None,
 ) -> AppointmentOut:
@@ -217,7 +186,7 @@ async def reschedule(
     appointment_id: str,
     body: RescheduleIn,
     rt: RuntimeDep,
-    principal: Booker,
+    principal: Caller,
     if_match: IfMatch = None,
 ) -> AppointmentOut:
     body.version = _version(if_match, body)
@@ -252,7 +221,7 @@ async def _attendance(
 async def attended(
     appointment_id: str,
     rt: RuntimeDep,
-    principal: StationStaff,
+    principal: Caller,
     body: TransitionIn | None = None,
     if_match: IfMatch = None,
 ) -> AppointmentOut:
@@ -267,7 +236,7 @@ async def attended(
 async def no_show(
     appointment_id: str,
     rt: RuntimeDep,
-    principal: StationStaff,
+    principal: Caller,
     body: TransitionIn | None = None,
     if_match: IfMatch = None,
 ) -> AppointmentOut:
@@ -288,6 +257,6 @@ class RemindersOut(BaseModel):
     tags=["admin"],
     summary="Send the day-before reminders for slots on the day after as_of (default today)",
 )
-async def run_reminders(rt: RuntimeDep, _: Admin, as_of: AsOf = None) -> RemindersOut:
+async def run_reminders(rt: RuntimeDep, _: Caller, as_of: AsOf = None) -> RemindersOut:
     result = await appointments.send_reminders(rt, as_of or rt.clock.today())
     return RemindersOut(as_of=result.as_of, reminded=result.reminded)

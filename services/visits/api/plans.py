@@ -5,23 +5,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
+from services.visits.api.access import Caller
 from services.visits.domain.findings import Form, FormField
 from services.visits.domain.plans import Offset, Plan, Step
 from services.visits.events import plans
 from services.visits.forms import forms
-from shared.auth import Principal, Role, require_roles
 from shared.errors import not_found, problem_responses
 
 router = APIRouter(tags=["plans"], responses=problem_responses())
-
-
-# Every role may read the plans and forms: residents see what follow-ups to expect, workers and
-# officers what they will be assigned and record.
-AnyCaller = Annotated[Principal, Depends(require_roles(*Role))]
 
 
 class TriggerOut(BaseModel):
@@ -96,12 +91,12 @@ def _plan_out(p: Plan) -> PlanOut:
     response_model=list[PlanOut],
     summary="Follow-up plans: trigger, steps, tier and due / overdue / expiry offsets",
 )
-async def list_plans(principal: AnyCaller) -> list[PlanOut]:
+async def list_plans(principal: Caller) -> list[PlanOut]:
     return [_plan_out(p) for p in plans().values()]
 
 
 @router.get("/visit-plans/{code}", response_model=PlanOut, summary="One follow-up plan")
-async def get_plan(principal: AnyCaller, code: Annotated[str, PathParam(max_length=64)]) -> PlanOut:
+async def get_plan(principal: Caller, code: Annotated[str, PathParam(max_length=64)]) -> PlanOut:
     plan = plans().get(code)
     if plan is None:
         raise not_found("随访计划", "Visit plan")
@@ -176,14 +171,12 @@ def _form_out(f: Form) -> FormOut:
     response_model=list[FormOut],
     summary="Findings forms: for each service of the plans, the fields a visit records",
 )
-async def list_forms(principal: AnyCaller) -> list[FormOut]:
+async def list_forms(principal: Caller) -> list[FormOut]:
     return [_form_out(f) for f in forms().values()]
 
 
 @router.get("/visit-forms/{service}", response_model=FormOut, summary="One service's findings form")
-async def get_form(
-    principal: AnyCaller, service: Annotated[str, PathParam(max_length=64)]
-) -> FormOut:
+async def get_form(principal: Caller, service: Annotated[str, PathParam(max_length=64)]) -> FormOut:
     form = forms().get(service)
     if form is None:
         raise not_found("随访记录表单", "Visit form")

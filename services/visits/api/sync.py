@@ -4,19 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 
 from services.visits import sync
+from services.visits.api.access import Caller
 from services.visits.sync import SyncPage, SyncPushIn, SyncPushOut
-from shared.auth import Principal, Role, require_roles
 from shared.errors import problem_responses, wants_english
 from shared.limits import larger_body
 from shared.service import RuntimeDep
 
 router = APIRouter(tags=["sync"], responses=problem_responses())
-
-# The phones in the field: village workers, and township station staff doing station tasks.
-Worker = Annotated[Principal, Depends(require_roles(Role.village_worker, Role.township_officer))]
 
 
 @router.get(
@@ -26,14 +23,14 @@ Worker = Annotated[Principal, Depends(require_roles(Role.village_worker, Role.to
 )
 async def pull(
     rt: RuntimeDep,
-    principal: Worker,
+    principal: Caller,
     cursor: Annotated[
         str | None, Query(max_length=200, description="From the previous pull; omit the first time")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=sync.MAX_PAGE)] = 200,
 ) -> SyncPage:
     async with rt.db.session() as s:
-        return await sync.pull(s, principal, rt.clock.today(), cursor, limit)
+        return await sync.pull(s, rt.cipher, principal, rt.clock.today(), cursor, limit)
 
 
 @router.post(
@@ -43,6 +40,6 @@ async def pull(
     openapi_extra=larger_body("max_sync_push_bytes"),  # up to MAX_BATCH records of findings
 )
 async def push(
-    body: SyncPushIn, request: Request, rt: RuntimeDep, principal: Worker
+    body: SyncPushIn, request: Request, rt: RuntimeDep, principal: Caller
 ) -> SyncPushOut:
     return await sync.push(rt, body, principal, wants_english(request))

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
 from services.visits import plan_runs, tasks
+from services.visits.api.access import Caller
 from services.visits.tasks import AssignmentIn, AssignmentOut, TaskOut
-from shared.auth import Principal, Role, require_roles
 from shared.clock import AsOfQuery as AsOf
 from shared.concurrency import etag
 from shared.errors import problem_responses
@@ -19,30 +19,6 @@ from shared.pagination import MAX_LIMIT, Page
 from shared.service import RuntimeDep
 
 router = APIRouter(tags=["tasks"], responses=problem_responses())
-
-# Who sets an area's assignee: township staff for their villages, county staff for anything in
-# the county (checked against the area in the use case).
-Assigner = Annotated[Principal, Depends(require_roles(Role.township_officer, Role.county_officer))]
-Staff = Annotated[
-    Principal,
-    Depends(
-        require_roles(Role.village_worker, Role.township_officer, Role.county_officer, Role.admin)
-    ),
-]
-# Residents read their own tasks (what follow-ups to expect).
-Reader = Annotated[
-    Principal,
-    Depends(
-        require_roles(
-            Role.resident,
-            Role.village_worker,
-            Role.township_officer,
-            Role.county_officer,
-            Role.admin,
-        )
-    ),
-]
-Admin = Annotated[Principal, Depends(require_roles(Role.admin))]
 
 
 @router.put(
@@ -55,7 +31,7 @@ async def put_assignment(
     tier: Annotated[str, PathParam(description="village / township / district")],
     body: AssignmentIn,
     rt: RuntimeDep,
-    principal: Assigner,
+    principal: Caller,
 ) -> AssignmentOut:
     tasks.validate_tier_area(area, tier)
     async with rt.uow() as uow:
@@ -71,7 +47,7 @@ async def put_assignment(
 )
 async def list_assignments(
     rt: RuntimeDep,
-    principal: Staff,
+    principal: Caller,
     region: Annotated[str | None, Query(pattern=r"^\d{2,12}$")] = None,
 ) -> list[AssignmentOut]:
     async with rt.db.session() as s:
@@ -85,7 +61,7 @@ async def list_assignments(
 )
 async def list_tasks(
     rt: RuntimeDep,
-    principal: Reader,
+    principal: Caller,
     assignee: Annotated[
         str | None,
         Query(
@@ -128,7 +104,7 @@ async def get_task(
     task_id: Annotated[str, PathParam(max_length=36)],
     response: Response,
     rt: RuntimeDep,
-    principal: Reader,
+    principal: Caller,
 ) -> TaskOut:
     async with rt.db.session() as s:
         out = await tasks.get_task(s, task_id, principal, rt.clock.today())
@@ -151,7 +127,7 @@ class AnnouncementsOut(BaseModel):
     tags=["admin"],
     summary="Announce tasks that are due / overdue on as_of (default today), once each",
 )
-async def sweep_tasks(rt: RuntimeDep, _: Admin, as_of: AsOf = None) -> AnnouncementsOut:
+async def sweep_tasks(rt: RuntimeDep, _: Caller, as_of: AsOf = None) -> AnnouncementsOut:
     result = await tasks.announce(rt, as_of or rt.clock.today())
     return AnnouncementsOut(as_of=result.as_of, due=result.due, overdue=result.overdue)
 
@@ -169,7 +145,7 @@ class PlanSweepOut(BaseModel):
     tags=["admin"],
     summary="Start age plans and extend repeating plans as of as_of (default today)",
 )
-async def sweep_plans(rt: RuntimeDep, _: Admin, as_of: AsOf = None) -> PlanSweepOut:
+async def sweep_plans(rt: RuntimeDep, _: Caller, as_of: AsOf = None) -> PlanSweepOut:
     result = await plan_runs.sweep_plans(rt, as_of or rt.clock.today())
     return PlanSweepOut(
         as_of=result.as_of,

@@ -5,40 +5,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 from fastapi import Path as PathParam
 from sqlalchemy.exc import IntegrityError
 
 from services.visits import records
+from services.visits.api.access import Caller
 from services.visits.records import ProcedureIn, ProcedureOut, VisitIn, VisitOut
-from shared.auth import Principal, Role, require_roles
 from shared.errors import problem_responses
 from shared.service import RuntimeDep
 
 router = APIRouter(tags=["visits"], responses=problem_responses())
-
-# Who records a visit: the task's assignee (a village worker, a township station's staff) or an
-# officer of the person's region (checked against the task in the use case).
-Recorder = Annotated[
-    Principal,
-    Depends(require_roles(Role.village_worker, Role.township_officer, Role.county_officer)),
-]
-Reader = Annotated[
-    Principal,
-    Depends(
-        require_roles(
-            Role.resident,
-            Role.village_worker,
-            Role.township_officer,
-            Role.county_officer,
-            Role.admin,
-        )
-    ),
-]
-# Procedures are done at township and district stations, whose staff record them.
-StationStaff = Annotated[
-    Principal, Depends(require_roles(Role.township_officer, Role.county_officer))
-]
 
 
 @router.post(
@@ -53,16 +30,16 @@ async def post_visit(
     body: VisitIn,
     response: Response,
     rt: RuntimeDep,
-    principal: Recorder,
+    principal: Caller,
 ) -> VisitOut:
     try:
         async with rt.uow() as uow:
-            status, out = await records.record_visit(uow, task_id, body, principal)
+            status, out = await records.record_visit(uow, rt.cipher, task_id, body, principal)
             await uow.commit()
     except IntegrityError:
         # The same record id raced in from another request and won: answer with its record.
         async with rt.db.session() as s:
-            first = await records.existing_visit(s, task_id, str(body.id), principal)
+            first = await records.existing_visit(s, rt.cipher, task_id, str(body.id), principal)
         if first is None:
             raise
         status, out = 200, first
@@ -70,7 +47,7 @@ async def post_visit(
         # Two sends of one record racing: the loser's guarded UPDATE finds the task closed by
         # the winner, which is a duplicate, not a conflict.
         async with rt.db.session() as s:
-            first = await records.existing_visit(s, task_id, str(body.id), principal)
+            first = await records.existing_visit(s, rt.cipher, task_id, str(body.id), principal)
         if first is None:
             raise
         status, out = 200, first
@@ -84,10 +61,10 @@ async def post_visit(
     summary="The visits recorded on a task, oldest first",
 )
 async def get_visits(
-    task_id: Annotated[str, PathParam(max_length=36)], rt: RuntimeDep, principal: Reader
+    task_id: Annotated[str, PathParam(max_length=36)], rt: RuntimeDep, principal: Caller
 ) -> list[VisitOut]:
     async with rt.db.session() as s:
-        return await records.list_visits(s, task_id, principal)
+        return await records.list_visits(s, rt.cipher, task_id, principal)
 
 
 @router.post(
@@ -98,10 +75,10 @@ async def get_visits(
     responses={200: {"description": "The procedure id was sent before: the first record"}},
 )
 async def post_procedure(
-    body: ProcedureIn, response: Response, rt: RuntimeDep, principal: StationStaff
+    body: ProcedureIn, response: Response, rt: RuntimeDep, principal: Caller
 ) -> ProcedureOut:
     async with rt.uow() as uow:
-        status, out = await records.record_procedure(uow, body, principal)
+        status, out = await records.record_procedure(uow, rt.cipher, body, principal)
         await uow.commit()
     response.status_code = status
     return out

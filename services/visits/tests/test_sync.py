@@ -270,7 +270,9 @@ async def test_a_change_committed_after_a_later_one_is_not_skipped(
 ) -> None:
     """Writer A starts first and commits last; writer B starts later and is done first. A phone
     pulling in between must not move its cursor past A's change. On PostgreSQL B commits at
-    once and the pull stops below A's transaction; on SQLite B waits for A's write lock."""
+    once and the pull stops below A's transaction; on SQLite B waits for A's write lock, and so
+    does the pull's audit entry (shared/audit.py): its answer, read while A was open, goes out
+    once A commits."""
     mother = (await setup_births(stack, 1))[0]
     phone = Phone(stack)
     await phone.pull()
@@ -287,9 +289,11 @@ async def test_a_change_committed_after_a_later_one_is_not_skipped(
         await a.flush()  # A holds its transaction (and its id) from here
         b = asyncio.create_task(write_later())
         await asyncio.sleep(0.5)  # PostgreSQL: B has committed; SQLite: B waits for the lock
-        page = await phone.pull_page()
-        assert page["items"] == [], "a change was handed out while an older writer was running"
+        pulling = asyncio.create_task(phone.pull_page())
+        await asyncio.sleep(0.5)  # the pull has read; on SQLite its audit entry waits for A
         await a.commit()
+    page = await pulling
+    assert page["items"] == [], "a change was handed out while an older writer was running"
     await b
     for _ in range(50):
         await phone.pull()

@@ -113,7 +113,8 @@ async def test_refusal_closes_the_task_declined_and_is_never_escalated(
     assert r.json()["consent"] == "refused" and r.json()["consent_note"] == "本人表示不需要上门"
     declined = await fresh(stack, task.id)
     assert declined.closed == "declined"
-    assert declined.closed_reason is not None and "本人表示不需要上门" in declined.closed_reason
+    # The note is the person's own words (health data): kept, encrypted, in the record only.
+    assert declined.closed_reason == "本人知情选择：拒绝"
 
     # Past the task's overdue day the sweep announces nothing for it.
     sweep = await api(stack).post(
@@ -297,11 +298,13 @@ async def test_procedure_is_announced_and_starts_its_followup_plan(
     events = await published(stack, "visits", "lingju.visits.procedure.recorded")
     assert len(events) == 1
     assert events[0]["subject"] == out["id"]
-    assert {k: events[0]["data"][k] for k in ("procedure_id", "person_id", "procedure")} == {
+    assert {k: events[0]["data"][k] for k in ("procedure_id", "person_id")} == {
         "procedure_id": out["id"],
         "person_id": person,
-        "procedure": "iud_insertion",
     }
+    # What was done is health data and no consumer needs it: the event does not carry it.
+    assert "procedure" not in events[0]["data"]
+    assert events[0]["dataschema"].endswith(":v2")
     assert events[0]["data"]["performed_on"] == BORN.isoformat()
     assert events[0]["data"]["region_code"] == VILLAGE
 
