@@ -77,6 +77,13 @@ class FieldCipher:
         return mac.hexdigest()
 
 
+# A resident's phone inside registry's person events (notify needs it to send SMS): sealed with
+# the data keys every service shares, so the outbox rows and the NATS streams' files keep no
+# phone in clear. An old key must stay listed while events it sealed can still be redelivered
+# (LINGJU_STREAM_MAX_AGE_DAYS).
+EVENT_PHONE_CONTEXT = "events.person.phone"
+
+
 @dataclass(frozen=True)
 class EncryptedColumn:
     """A column holding ``FieldCipher`` ciphertext, declared by the service that owns the table

@@ -44,8 +44,9 @@ from services.notify.models import (
     Template,
 )
 from services.notify.recipients import Recipient, resolve
-from services.notify.sealed import cipher_of, seal
+from services.notify.sealed import cipher_of, seal, unseal
 from services.notify.views import VIEWS
+from shared.crypto import EVENT_PHONE_CONTEXT
 from shared.db import dialect_insert, utcnow
 from shared.events import CloudEvent
 from shared.events.envelope import ConsumedData
@@ -68,15 +69,18 @@ class PersonRegisteredView(ConsumedData):
     person_id: str
     name: str
     region_code: str
-    phone: str | None = None
+    phone_enc: str | None = None  # v2: sealed by registry (shared.crypto.EVENT_PHONE_CONTEXT)
+    phone: str | None = None  # v1, still in a stream written before v2: in clear
     version: int = 1  # person.registered carries none: it is the first
 
 
 async def on_person_contact(uow: UnitOfWork, event: CloudEvent) -> None:
     """person.registered and person.updated keep the contact directory current."""
     data = PersonRegisteredView.model_validate(event.data)
-    values = data.model_dump(exclude={"version", "phone"})
-    values["phone_enc"] = seal(cipher_of(uow.settings), data.phone, CONTACT_PHONE)
+    cipher = cipher_of(uow.settings)
+    phone = unseal(cipher, data.phone_enc, EVENT_PHONE_CONTEXT) or data.phone
+    values = data.model_dump(exclude={"version", "phone", "phone_enc"})
+    values["phone_enc"] = seal(cipher, phone, CONTACT_PHONE)
     await apply_copy(uow, Contact, "person_id", values, data.version)
 
 

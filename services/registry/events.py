@@ -18,9 +18,10 @@ class PersonRegistered(EventData):
     region_code: str
     residency: str
     household_type: str
-    # In clear: notify texts the resident (its contact directory keeps the number); benefits
-    # and visits do not keep it.
-    phone: str | None = None
+    # Sealed (shared.crypto.EVENT_PHONE_CONTEXT): notify texts the resident and opens it;
+    # benefits and visits neither need nor read it. Version 1 carried ``phone`` in clear.
+    phone_enc: str | None = None
+    VERSION = 2
 
 
 class PersonUpdated(EventData):
@@ -36,8 +37,9 @@ class PersonUpdated(EventData):
     residency: str
     household_type: str
     marital_status: str
-    phone: str | None = None  # in clear, for notify (see PersonRegistered)
+    phone_enc: str | None = None  # sealed, for notify (see PersonRegistered)
     version: int
+    VERSION = 2
 
 
 class ApplicationMaterialsRequested(EventData):

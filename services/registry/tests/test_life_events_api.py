@@ -80,7 +80,7 @@ async def test_a_birth_creates_the_child_links_the_family_and_announces_both(
         "region_code": VILLAGE,
         "residency": "floating",
         "household_type": "urban",
-        "phone": None,
+        "phone_enc": None,
     }
     (born,) = await outbox_events(stack, "lingju.registry.child.born")
     assert born["subject"] == child["id"]

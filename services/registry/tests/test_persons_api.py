@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Any
 
+from shared.crypto import EVENT_PHONE_CONTEXT
 from tests.support import OTHER_TOWNSHIP, TOWNSHIP, InProcessStack, make_id_number, published
 
 
@@ -28,11 +30,13 @@ async def test_change_is_guarded_and_announced(stack: InProcessStack) -> None:
         headers={**officer, "If-Match": got.headers["etag"]},
     )
     assert r.status_code == 200, r.text
-    # The officer sees the new phone masked; the event carries it whole, for notify's SMS.
+    # The officer sees the new phone masked; the event carries it sealed, for notify's SMS.
     assert (r.json()["phone"], r.json()["version"], r.headers["etag"]) == ("139****5678", 2, '"2"')
     updated = await published(stack, "registry", "lingju.registry.person.updated")
     assert [e["data"]["changed"] for e in updated] == [["marital_status", "phone"]]
-    assert updated[0]["data"]["phone"] == "13912345678"
+    sealed = updated[0]["data"]["phone_enc"]
+    assert "13912345678" not in json.dumps(updated[0])
+    assert stack.rt("registry").cipher.decrypt(sealed, context=EVENT_PHONE_CONTEXT) == "13912345678"
     assert "id_number" not in updated[0]["data"]
 
     stale = await stack.registry.patch(

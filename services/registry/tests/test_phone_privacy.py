@@ -13,10 +13,17 @@ from sqlalchemy import column, select, table, text
 
 from services.registry.models import ENCRYPTED_COLUMNS, ID_CONTEXT, PHONE_CONTEXT, metadata
 from services.registry.tests.family_support import person_row
+from shared.crypto import EVENT_PHONE_CONTEXT
 from tests.support import TOWNSHIP, InProcessStack, make_id_number, published
 
 PHONE = "13800138000"
 MASKED = "138****8000"
+
+
+def opened(stack: InProcessStack, sealed: str | None) -> str | None:
+    """A phone as a person event carries it, opened as notify opens it."""
+    cipher = stack.rt("registry").cipher
+    return cipher.decrypt(sealed, context=EVENT_PHONE_CONTEXT) if sealed else None
 
 
 async def _get(stack: InProcessStack, person_id: str, headers: dict[str, str]) -> dict[str, Any]:
@@ -62,9 +69,10 @@ async def test_a_phone_is_stored_encrypted_and_shown_whole_only_to_its_resident(
     )
     assert r.status_code == 403, r.text
 
-    # Notify texts residents: person.registered carries the phone, never the ID number.
+    # Notify texts residents: person.registered carries the phone sealed, never the ID number.
     (registered,) = await published(stack, "registry", "lingju.registry.person.registered")
-    assert registered["data"]["phone"] == PHONE
+    assert PHONE not in str(registered)
+    assert opened(stack, registered["data"]["phone_enc"]) == PHONE
     assert id_number not in str(registered)
 
     # Without a phone: nothing stored, null shown.
@@ -107,7 +115,7 @@ async def test_search_by_phone_goes_through_the_blind_index(stack: InProcessStac
     assert (row.phone_enc, row.phone_index) == (None, None)
     assert await by_phone("13766667777") == []
     updates = await published(stack, "registry", "lingju.registry.person.updated")
-    assert [u["data"]["phone"] for u in updates] == ["13766667777", None]
+    assert [opened(stack, u["data"]["phone_enc"]) for u in updates] == ["13766667777", None]
 
 
 async def test_every_encrypted_column_is_declared_and_decrypts_with_its_context(

@@ -129,7 +129,6 @@ async def register_birth(
             region_code=child.region_code,
             residency=child.residency,
             household_type=child.household_type,
-            phone=None,
         ),
         subject=child.id,
     )

@@ -14,7 +14,7 @@ from services.registry.models import ID_CONTEXT, PHONE_CONTEXT, Person
 from services.registry.usecases.common import identity_or_422, require_person_access
 from shared.auth import Principal, Role
 from shared.concurrency import Expected, versioned_update
-from shared.crypto import FieldCipher, mask_id_number, mask_phone
+from shared.crypto import EVENT_PHONE_CONTEXT, FieldCipher, mask_id_number, mask_phone
 from shared.errors import Problem, not_found
 from shared.events.outbox import UnitOfWork
 from shared.pagination import Page, decode_cursor, encode_cursor
@@ -25,6 +25,11 @@ def phone_of(person: Person, cipher: FieldCipher) -> str | None:
     if not person.phone_enc:
         return None
     return cipher.decrypt(person.phone_enc, context=PHONE_CONTEXT)
+
+
+def event_phone(phone: str | None, cipher: FieldCipher) -> str | None:
+    """The phone as person events carry it: sealed for notify (shared.crypto)."""
+    return cipher.encrypt(phone, context=EVENT_PHONE_CONTEXT) if phone else None
 
 
 def phone_columns(phone: str | None, cipher: FieldCipher) -> dict[str, str | None]:
@@ -97,8 +102,7 @@ async def register_person(
             region_code=person.region_code,
             residency=person.residency,
             household_type=person.household_type,
-            # In clear: notify texts the resident (its contact directory keeps the number).
-            phone=body.phone,
+            phone_enc=event_phone(body.phone, cipher),
         ),
         subject=person.id,
     )
@@ -176,7 +180,7 @@ async def change_person(
             residency=person.residency,
             household_type=person.household_type,
             marital_status=person.marital_status,
-            phone=phone_of(person, cipher),  # notify's contact directory keeps it current
+            phone_enc=event_phone(phone_of(person, cipher), cipher),  # for notify's directory
             version=person.version,
         ),
         subject=person.id,
