@@ -3,21 +3,23 @@
 Every call of a route whose access rule says ``person_record`` (shared/access.py), made by
 anyone but a resident about themself, is appended to the service's ``audit_log``: who (subject,
 role, region), what (the route, the record's ids from the path, the names of the query's
-parameters: never their values, which may be an ID number), the answer's status, when, and the
-request id (``X-Correlation-Id``). A refused attempt is recorded like a granted one.
+parameters: never their values, which may be an ID number; and the persons a JSON answer was
+about), the answer's status, when, and the request id (``X-Correlation-Id``). A refused
+attempt is recorded like a granted one.
 
 Each entry carries the SHA-256 of its content and of the entry before it (a hash chain), so
 changing, removing or inserting an entry breaks every hash after it; ``audit_head`` keeps the
 last sequence number and hash, so cutting the tail off is seen too. Appends are serialised by
 updating that one row first (a row lock on PostgreSQL, the write lock on SQLite).
 
-The entry is written when the response starts and before any of it is sent: a read whose
-entry cannot be written answers 503 instead (nothing is disclosed without a trace); a change
-has already committed by then, so its response goes out and the failure is logged at ERROR.
+The entry is written before any of the answer is sent: a read whose entry cannot be written
+answers 503 instead (nothing is disclosed without a trace); a change has already committed by
+then, so its answer goes out and the failure is logged at ERROR.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -30,7 +32,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 from sqlalchemy import Table, select, update
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -44,7 +46,18 @@ log = logging.getLogger("lingju.audit")
 
 GENESIS = "0" * 64
 # The fields an entry's hash covers, in this order (with the previous entry's hash).
-HASHED = ("seq", "at", "actor", "role", "region", "route", "record", "status", "request_id")
+HASHED = (
+    "seq",
+    "at",
+    "actor",
+    "role",
+    "region",
+    "route",
+    "record",
+    "persons",
+    "status",
+    "request_id",
+)
 
 
 @dataclass(frozen=True)
@@ -174,8 +187,48 @@ def audited(state: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
+# Keys whose values name persons in the services' answers; and an object with a name and a birth
+# date is a person, so its "id" is one (registry's persons, a family's members).
+PERSON_KEYS = frozenset(
+    {
+        "person_id",
+        "applicant_id",
+        "holder_ids",
+        "wife_id",
+        "husband_id",
+        "child_id",
+        "mother_id",
+        "father_id",
+        "spouse_id",
+        "payee_id",
+    }
+)
+MAX_PERSONS = 200  # a page holds at most this many (shared.pagination.MAX_LIMIT)
+
+
+def persons_in(document: Any) -> list[str]:
+    """The person ids a JSON answer is about, sorted, at most ``MAX_PERSONS``."""
+    found: set[str] = set()
+    stack = [document]
+    while stack and len(found) < MAX_PERSONS:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            if {"name", "birth_date"} <= node.keys() and isinstance(node.get("id"), str):
+                found.add(node["id"])
+            for key, value in node.items():
+                if key in PERSON_KEYS:
+                    found.update(v for v in (value if isinstance(value, list) else [value]) if v)
+                elif isinstance(value, dict | list):
+                    stack.append(value)
+    return sorted(str(v) for v in found)[:MAX_PERSONS]
+
+
 class AuditTrail:
-    """Pure ASGI middleware: appends the entry when the response starts (see module doc)."""
+    """Pure ASGI middleware (see the module doc). A JSON answer is held until complete (the
+    services' JSON answers are pages of bounded size) to name the persons it is about; any
+    other answer (a bank file) is recorded when it starts, by its path alone."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -186,32 +239,68 @@ class AuditTrail:
             return
         # One dict shared with every copy of the scope below, where request.state writes.
         state: dict[str, Any] = scope.setdefault("state", {})
+        entry: dict[str, Any] | None = None
+        held: list[Message] = []
         swallowing = False
 
+        async def record(body: bytes | None) -> bool:
+            """Append the entry; False when it could not be written and the answer is a read."""
+            assert entry is not None
+            persons: list[str] = []
+            if body:
+                with contextlib.suppress(ValueError):
+                    persons = persons_in(json.loads(body))
+            entry["persons"] = json.dumps(persons, separators=(",", ":"))
+            rt = scope["app"].state.runtime
+            try:
+                await append(rt.db, rt.tables.audit, entry)
+            except Exception:
+                log.exception("audit entry not written: %s %s", entry["route"], entry)
+                return scope["method"] not in ("GET", "HEAD")
+            return True
+
         async def send_audited(message: Message) -> None:
-            nonlocal swallowing
+            nonlocal entry, swallowing
             if swallowing:
                 return
             if message["type"] == "http.response.start":
                 entry = audited(state)
                 if entry is not None:
-                    rt = scope["app"].state.runtime
                     entry |= {
                         "status": int(message["status"]),
                         "at": utcnow(),
                         "request_id": (context.correlation_id.get() or "")[:64],
                     }
-                    try:
-                        await append(rt.db, rt.tables.audit, entry)
-                    except Exception:
-                        log.exception("audit entry not written: %s %s", entry["route"], entry)
-                        if scope["method"] in ("GET", "HEAD"):
-                            swallowing = True
-                            await _unavailable(scope, receive, send)
-                            return
+                    if _is_json(message):
+                        held.append(message)
+                        return
+                    if not await record(None):
+                        swallowing = True
+                        await _unavailable(scope, receive, send)
+                        return
+            elif held:
+                held.append(message)
+                if message.get("more_body"):
+                    return
+                body = b"".join(m.get("body", b"") for m in held[1:])
+                if not await record(body):
+                    swallowing = True
+                    await _unavailable(scope, receive, send)
+                    return
+                for m in held:
+                    await send(m)
+                held.clear()
+                return
             await send(message)
 
         await self.app(scope, receive, send_audited)
+
+
+def _is_json(start: Message) -> bool:
+    for name, value in start.get("headers", []):
+        if name.lower() == b"content-type":
+            return value.split(b";")[0].strip().endswith(b"json")
+    return False
 
 
 async def _unavailable(scope: Scope, receive: Receive, send: Send) -> None:
@@ -246,10 +335,16 @@ class AuditEntryOut(BaseModel):
     region: str
     route: str
     record: str
+    persons: list[str]
     status: int
     request_id: str
     prev_hash: str
     hash: str
+
+    @field_validator("persons", mode="before")
+    @classmethod
+    def _stored_as_json(cls, v: Any) -> Any:
+        return json.loads(v) if isinstance(v, str) else v
 
 
 def _filtered(
@@ -270,7 +365,11 @@ def _filtered(
     if actor:
         q = q.where(t.c.actor == actor)
     if record:
-        q = q.where(t.c.record.contains(record, autoescape=True))
+        # Named in the path, or among the persons the answer was about.
+        q = q.where(
+            t.c.record.contains(record, autoescape=True)
+            | t.c.persons.contains(f'"{record}"', autoescape=True)
+        )
     if since:
         q = q.where(t.c.at >= since)
     if until:
@@ -280,7 +379,11 @@ def _filtered(
 
 Actor = Annotated[str | None, Query(max_length=200, description="A subject (sub)")]
 Record = Annotated[
-    str | None, Query(max_length=100, description="An id the entry names, e.g. a person's")
+    str | None,
+    Query(
+        max_length=100,
+        description="An id the entry names: in the path, or a person the answer was about",
+    ),
 ]
 
 
@@ -360,7 +463,8 @@ async def _lines(db: Database, q: Any, format: str, batch: int = 1000) -> AsyncI
                 yield json.dumps(entry, ensure_ascii=False) + "\n"
             else:
                 out = io.StringIO()
-                csv.writer(out).writerow([entry[f] for f in fields])
+                cells = [json.dumps(entry[f]) if f == "persons" else entry[f] for f in fields]
+                csv.writer(out).writerow(cells)
                 yield out.getvalue()
         if len(rows) < batch:
             return

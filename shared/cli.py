@@ -181,7 +181,10 @@ async def _audit_verify(settings: Settings, services: list[str]) -> bool:
         finally:
             await db.dispose()
         if v.valid:
-            console.print(f"{name}: intact, {v.entries} entries, head {v.head_seq} {v.head_hash}")
+            console.print(
+                f"{name}: intact, {v.entries} entries, head {v.head_seq} {v.head_hash}",
+                soft_wrap=True,  # one line per trail, for logs and grep
+            )
         else:
             intact = False
             console.print(

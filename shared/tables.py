@@ -97,6 +97,8 @@ def kernel_tables(metadata: MetaData) -> KernelTables:
             Column("region", String(12), nullable=False),
             Column("route", String(200), nullable=False),
             Column("record", String(1000), nullable=False),
+            # The persons the answer was about (JSON list of ids; shared.audit.persons_in).
+            Column("persons", Text, nullable=False),
             Column("status", Integer, nullable=False),
             Column("request_id", String(64), nullable=False),
             Column("prev_hash", String(64), nullable=False),

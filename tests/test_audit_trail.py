@@ -78,7 +78,22 @@ async def test_staff_reads_and_changes_are_recorded_residents_own_reads_are_not(
 
     # Filters: by actor and by a record's id.
     assert [e["seq"] for e in await entries(stack, actor="officer-7")] == [2, 3]
-    assert [e["seq"] for e in await entries(stack, record=person["id"])] == [2, 4]
+    # By the person: named in the path (2, 4), or in the answer (1: registered, 3: found).
+    assert [e["seq"] for e in await entries(stack, record=person["id"])] == [1, 2, 3, 4]
+    assert [e["persons"] for e in log] == [[person["id"]]] * 3 + [[]]  # the refusal told none
+
+
+async def test_an_application_read_names_the_persons_it_is_about(stack: InProcessStack) -> None:
+    app = await stack.submit_application()
+    officer = stack.auth("village_worker", VILLAGE, sub="worker-3")
+    r = await stack.registry.get(f"/api/v1/applications/{app['id']}", headers=officer)
+    assert r.status_code == 200
+    (read,) = await entries(stack, actor="worker-3")
+    assert json.loads(read["record"]) == {"application_id": app["id"]}
+    assert app["mother"]["id"] in read["persons"]
+    # So an auditor asking who looked at the mother finds the application read too.
+    about_her = await entries(stack, record=app["mother"]["id"])
+    assert read["seq"] in [e["seq"] for e in about_her]
 
 
 async def test_an_auditor_sees_their_region_and_exports_it(stack: InProcessStack) -> None:

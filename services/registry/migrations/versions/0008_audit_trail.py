@@ -33,6 +33,7 @@ def upgrade() -> None:
     sa.Column('region', sa.String(length=12), nullable=False),
     sa.Column('route', sa.String(length=200), nullable=False),
     sa.Column('record', sa.String(length=1000), nullable=False),
+    sa.Column('persons', sa.Text(), nullable=False),
     sa.Column('status', sa.Integer(), nullable=False),
     sa.Column('request_id', sa.String(length=64), nullable=False),
     sa.Column('prev_hash', sa.String(length=64), nullable=False),
