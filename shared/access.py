@@ -71,6 +71,14 @@ KERNEL_RULES: dict[str, Rule] = {
     "GET /metrics": PUBLIC,
     "GET /api/v1/admin/dead-letters": rule(Scope.system, Role.admin),
     "POST /api/v1/admin/dead-letters/{dead_letter_id}/replay": rule(Scope.system, Role.admin),
+    # Figures of a region, no person in them: officers and the bureau's system.
+    "GET /api/v1/reports/indicators": rule(
+        Scope.listing,
+        Role.township_officer,
+        Role.county_officer,
+        Role.admin,
+        Role.bureau_system,
+    ),
     "GET /api/v1/audit": rule(Scope.audit, Role.auditor),
     "GET /api/v1/audit/export": rule(Scope.audit, Role.auditor),
     "GET /api/v1/audit/verify": rule(Scope.audit, Role.auditor, Role.admin),

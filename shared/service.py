@@ -28,7 +28,7 @@ from shared.auth import Principal, TokenVerifier
 from shared.clock import Clock, SystemClock
 from shared.config import Settings
 from shared.crypto import FieldCipher
-from shared.db import Database
+from shared.db import Database, utcnow
 from shared.errors import Problem, install_error_handlers, problem_response, problem_responses
 from shared.events.broker import STREAMS, Broker, ensure_stream
 from shared.events.consumer import ConsumerRunner, Handler, ReplayFailed
@@ -37,6 +37,7 @@ from shared.inflight import InFlight
 from shared.limits import BodySizeLimit
 from shared.observability import ServiceMetrics, configure_logging, install_http_observability
 from shared.pagination import MAX_LIMIT, Page, cursor_time, decode_cursor, encode_cursor
+from shared.reports import Compute, IndicatorReport, report_csv, report_scope
 from shared.tables import KernelTables
 
 log = logging.getLogger("lingju.service")
@@ -52,6 +53,8 @@ class ServiceSpec:
     # Who may call each route (shared/access.py): checked against the routes at start.
     policy: AccessPolicy
     handlers: Mapping[str, Handler] = field(default_factory=dict)
+    # The service's indicators (shared/reports.py), served at /api/v1/reports/indicators.
+    indicators: Compute | None = None
     # Long-running loops of the service itself (e.g. notify's delivery dispatcher).
     workers: list[Callable[[Runtime], Awaitable[None]]] = field(default_factory=list)
 
@@ -219,6 +222,7 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
         ("", _health_router()),
         ("/api/v1", _dead_letter_router(spec.policy)),
         ("/api/v1", audit_router(spec.policy.caller, runtime)),
+        ("/api/v1", _reports_router(spec.policy)),
         *(("/api/v1", router) for router in spec.routers),
     ]
     for prefix, router in mounted:
@@ -277,6 +281,50 @@ def _health_router() -> APIRouter:
         with contextlib.suppress(Exception):
             await rt.relay._refresh_backlog()
         return rt.metrics.render()
+
+    return router
+
+
+def _reports_router(policy: AccessPolicy) -> APIRouter:
+    router = APIRouter(prefix="/reports", tags=["reports"])
+    caller = Depends(policy.caller)  # a default: annotations are strings here
+
+    @router.get(
+        "/indicators",
+        summary="This service's indicators for a region and month, broken down one level",
+        response_model=IndicatorReport,
+        responses={200: {"content": {"text/csv": {}}}},
+    )
+    async def indicators(
+        request: Request,
+        rt: RuntimeDep,
+        region: Annotated[
+            str | None,
+            Query(
+                pattern=r"^(\d{6}|\d{9}|\d{12})$",
+                description="County (6 digits), township (9) or village (12); default yours",
+            ),
+        ] = None,
+        month: Annotated[
+            str | None, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM; default this month")
+        ] = None,
+        format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
+        principal: Principal = caller,
+    ) -> Response:
+        scope = report_scope(principal.region_scope(), region, month, rt.clock.today())
+        values = await rt.spec.indicators(rt, scope) if rt.spec.indicators else []
+        report = IndicatorReport(
+            service=rt.name,
+            region=scope.region,
+            level=scope.level,
+            month=str(scope.month),
+            as_of=scope.as_of,
+            generated_at=utcnow(),
+            indicators=values,
+        )
+        if format == "csv":
+            return PlainTextResponse(report_csv([report]), media_type="text/csv; charset=utf-8")
+        return JSONResponse(report.model_dump(mode="json"))
 
     return router
 
