@@ -148,6 +148,14 @@ async def _reencrypt(settings: Settings, services: list[str], batch_size: int) -
     return failed
 
 
+@app.command()
+def indicators() -> None:
+    """Print the indicator catalogue (docs/indicators.md) from the services' definitions."""
+    from shared.reports import catalogue_markdown
+
+    typer.echo(catalogue_markdown(SERVICES), nl=False)
+
+
 @app.command("audit-verify")
 def audit_verify(
     service: Annotated[

@@ -181,6 +181,18 @@ class Settings(BaseSettings):
     # (development receivers); production refuses it.
     notify_webhook_allow_private: bool = False
 
+    # Where each service answers, for the calls one service makes to another's API (the
+    # monthly report's fan-in). Unset: http://<host>:<port> of `lingju run`.
+    registry_url: str | None = None
+    benefits_url: str | None = None
+    visits_url: str | None = None
+    notify_url: str | None = None
+    peer_timeout_seconds: float = Field(default=10, gt=0)
+
+    def service_url(self, service: str) -> str:
+        url = getattr(self, f"{service}_url")
+        return str(url) if url else f"http://{self.host}:{self.port(service)}"
+
     def database_url(self, service: str) -> str:
         url = getattr(self, f"{service}_database_url")
         if url:

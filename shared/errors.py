@@ -53,6 +53,7 @@ TITLES: dict[str, tuple[str, str]] = {
     "payload_too_large": ("请求体过大", "Request body too large"),
     "integration_client_unknown": ("未登记的对接方", "Unknown integration client"),
     "audit_unavailable": ("审计日志暂不可写", "The audit trail cannot be written"),
+    "report_incomplete": ("统计报表暂不完整", "The report is incomplete"),
     "no_webhook": ("未登记回调地址", "No webhook registered"),
     "webhook_url_forbidden": ("不允许的回调地址", "Webhook URL not allowed"),
     "webhook_url_unresolvable": ("回调地址无法解析", "Webhook host does not resolve"),

@@ -330,3 +330,36 @@ def _cell(v: float | None) -> str:
     if v is None:
         return ""
     return str(int(v)) if float(v).is_integer() else str(v)
+
+
+# -- the catalogue --------------------------------------------------------------------------
+
+CATALOGUE_HEAD = """# Indicators
+
+Generated from the code by `lingju indicators` (each service's `INDICATORS` in its
+`reports.py`); `tests/kernel/test_indicator_catalogue.py` fails when this file is not what the
+code says. How indicators are computed and served: architecture.md, "Reports".
+
+Every indicator is computed by the service that owns its data, for a region (county: 6 digits,
+township: 9, village: 12) and an Asia/Shanghai calendar month, and broken down one level
+below the region. A record belongs to a region by its 12-digit village code. Flow indicators
+count what happened in the month; stock indicators are taken on the month's last day, or on
+the report's day for the current month. A rate is null when its denominator is 0.
+"""
+
+
+def catalogue_markdown(services: Iterable[str]) -> str:
+    """docs/indicators.md: every service's indicators, in the order each defines them."""
+    import importlib
+
+    parts = [CATALOGUE_HEAD]
+    for service in services:
+        try:
+            indicators = importlib.import_module(f"services.{service}.reports").INDICATORS
+        except ModuleNotFoundError:
+            continue
+        parts.append(f"\n## {service}\n\n| code | name | unit | formula |\n|---|---|---|---|\n")
+        for i in indicators:
+            formula = i.formula.replace("|", "\\|").replace("\n", " ")
+            parts.append(f"| `{i.code}` | {i.name} | {i.unit} | {formula} |\n")
+    return "".join(parts)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
 
+import httpx
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel
@@ -93,6 +94,9 @@ class Runtime:
         self.verifier = TokenVerifier(settings)
         self.cipher = FieldCipher(settings.data_keys, settings.blind_index_key)
         self.provisioned = asyncio.Event()
+        # How this service reaches another's API (``peer``): over HTTP at its URL, unless a
+        # transport is given (the in-process test stack hands the other apps' ASGI transports).
+        self.peer_transports: dict[str, httpx.AsyncBaseTransport] = {}
         self._tasks: list[asyncio.Task[Any]] = []
 
     @property
@@ -104,6 +108,14 @@ class Runtime:
     def clock(self, value: Clock) -> None:
         self._clock = value
         self.consumers.clock = value
+
+    def peer(self, service: str) -> httpx.AsyncClient:
+        """A client for another service's API (close it after use: ``async with``)."""
+        return httpx.AsyncClient(
+            base_url=self.settings.service_url(service),
+            transport=self.peer_transports.get(service),
+            timeout=self.settings.peer_timeout_seconds,
+        )
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.db, self.outbox, self._clock, self.settings)

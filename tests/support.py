@@ -246,6 +246,10 @@ class InProcessStack:
                 await es.enter_async_context(app.router.lifespan_context(app))
             for name in SERVICES:
                 await asyncio.wait_for(self.rt(name).provisioned.wait(), timeout=20)
+            for name in SERVICES:
+                self.rt(name).peer_transports = {
+                    other: httpx.ASGITransport(app=app) for other, app in self.apps.items()
+                }
             for name, app in self.apps.items():
                 self.clients[name] = await es.enter_async_context(
                     httpx.AsyncClient(

@@ -8,6 +8,7 @@ from services.benefits.api import claims, enrollments, payees, payment_runs, pro
 from services.benefits.api.access import POLICY
 from services.benefits.events import HANDLERS
 from services.benefits.models import KERNEL, metadata
+from services.benefits.reports import compute as compute_indicators
 from services.benefits.sweeps import run_enrollment_sweeps
 from shared.config import Settings
 from shared.service import ServiceSpec, create_service_app
@@ -26,6 +27,7 @@ SPEC = ServiceSpec(
         claims.router,
     ],
     handlers=HANDLERS,
+    indicators=compute_indicators,
     workers=[run_enrollment_sweeps],
 )
 

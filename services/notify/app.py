@@ -11,6 +11,7 @@ from services.notify.dispatcher import run_dispatcher
 from services.notify.events import HANDLERS, routing
 from services.notify.models import KERNEL, metadata
 from services.notify.providers import build_providers
+from services.notify.reports import compute as indicators
 from services.notify.templates import seeds
 from shared.config import Settings
 from shared.service import ServiceSpec, create_service_app
@@ -29,6 +30,7 @@ SPEC = ServiceSpec(
         templates.router,
     ],
     handlers=HANDLERS,
+    indicators=indicators,
     workers=[run_dispatcher, run_digests],
 )
 

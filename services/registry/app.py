@@ -13,10 +13,12 @@ from services.registry.api import (
     life_events,
     persons,
     public,
+    reports,
 )
 from services.registry.api.access import POLICY
 from services.registry.deadlines import run_overdue_sweep
 from services.registry.models import KERNEL, metadata
+from services.registry.reports import compute as compute_indicators
 from shared.config import Settings
 from shared.service import ServiceSpec, create_service_app
 
@@ -34,9 +36,11 @@ SPEC = ServiceSpec(
         families.router,
         life_events.router,
         integrations.router,
+        reports.router,
     ],
     policy=POLICY,
     workers=[run_overdue_sweep],
+    indicators=compute_indicators,
 )
 
 

@@ -10,6 +10,7 @@ from services.visits.appointments import run_reminders
 from services.visits.events import HANDLERS
 from services.visits.forms import forms as findings_forms
 from services.visits.models import KERNEL, metadata
+from services.visits.reports import compute as compute_indicators
 from services.visits.tasks import run_task_announcements
 from shared.config import Settings
 from shared.service import ServiceSpec, create_service_app
@@ -23,6 +24,7 @@ SPEC = ServiceSpec(
     routers=[plans.router, tasks.router, visits.router, appointments.router, sync.router],
     handlers=HANDLERS,
     workers=[run_reminders, run_task_announcements],
+    indicators=compute_indicators,
 )
 
 

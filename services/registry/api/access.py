@@ -79,6 +79,14 @@ POLICY = AccessPolicy(
             Scope.region, LOCAL_STAFF, person_record=True
         ),
         "POST /api/v1/births": rule(Scope.region, LOCAL_STAFF, person_record=True),
+        # Every service's figures for a region and month, fanned in with the caller's token.
+        "GET /api/v1/reports/monthly": rule(
+            Scope.listing,
+            Role.township_officer,
+            Role.county_officer,
+            Role.admin,
+            Role.bureau_system,
+        ),
         "POST /api/v1/integrations/hospital-events": rule(
             Scope.region, Role.bureau_system, person_record=True
         ),
