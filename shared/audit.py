@@ -249,7 +249,7 @@ class AuditTrail:
             persons: list[str] = []
             if body:
                 with contextlib.suppress(ValueError):
-                    persons = persons_in(json.loads(body))
+                    persons = persons_in(_documents(body))
             entry["persons"] = json.dumps(persons, separators=(",", ":"))
             rt = scope["app"].state.runtime
             try:
@@ -294,6 +294,14 @@ class AuditTrail:
             await send(message)
 
         await self.app(scope, receive, send_audited)
+
+
+def _documents(body: bytes) -> Any:
+    """A JSON answer, or the list of the documents of a JSON-lines one (an export page)."""
+    try:
+        return json.loads(body)
+    except ValueError:
+        return [json.loads(line) for line in body.splitlines() if line.strip()]
 
 
 def _is_json(start: Message) -> bool:

@@ -156,6 +156,14 @@ def indicators() -> None:
     typer.echo(catalogue_markdown(SERVICES), nl=False)
 
 
+@app.command()
+def exports() -> None:
+    """Print the export catalogue (docs/exports.md) from the services' column sets and policies."""
+    from shared.exports import catalogue_markdown
+
+    typer.echo(catalogue_markdown(SERVICES), nl=False)
+
+
 @app.command("audit-verify")
 def audit_verify(
     service: Annotated[

@@ -228,3 +228,15 @@ async def test_the_command_line_verifies_every_trail(
     result = await asyncio.to_thread(runner.invoke, app, ["audit-verify", "registry"])
     assert result.exit_code == 1
     assert "registry: BROKEN at entry 1" in result.output
+
+
+async def test_an_export_page_names_the_persons_on_it(stack: InProcessStack) -> None:
+    people = [await stack.register_person() for _ in range(3)]
+    bureau = stack.auth("bureau_system", COUNTY, sub="county-bureau")
+    r = await stack.registry.get(
+        "/api/v1/exports/persons", params={"format": "jsonl"}, headers=bureau
+    )
+    assert r.status_code == 200 and len(r.text.splitlines()) == 3
+    (export,) = await entries(stack, actor="county-bureau")
+    assert export["route"] == "GET /api/v1/exports/persons"
+    assert set(export["persons"]) == {p["id"] for p in people}

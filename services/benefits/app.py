@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.benefits.api import claims, enrollments, payees, payment_runs, programs
+from services.benefits.api import claims, enrollments, exports, payees, payment_runs, programs
 from services.benefits.api.access import POLICY
 from services.benefits.events import HANDLERS
 from services.benefits.models import KERNEL, metadata
@@ -25,6 +25,7 @@ SPEC = ServiceSpec(
         payment_runs.router,
         payees.router,
         claims.router,
+        exports.router,
     ],
     handlers=HANDLERS,
     indicators=compute_indicators,

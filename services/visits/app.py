@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.visits.api import appointments, plans, sync, tasks, visits
+from services.visits.api import appointments, exports, plans, sync, tasks, visits
 from services.visits.api.access import POLICY
 from services.visits.appointments import run_reminders
 from services.visits.events import HANDLERS
@@ -21,7 +21,14 @@ SPEC = ServiceSpec(
     metadata=metadata,
     kernel=KERNEL,
     policy=POLICY,
-    routers=[plans.router, tasks.router, visits.router, appointments.router, sync.router],
+    routers=[
+        plans.router,
+        tasks.router,
+        visits.router,
+        appointments.router,
+        sync.router,
+        exports.router,
+    ],
     handlers=HANDLERS,
     workers=[run_reminders, run_task_announcements],
     indicators=compute_indicators,

@@ -21,11 +21,13 @@ STAFF = (*FIELD_STAFF, *OFFICERS)
 READERS = (Role.resident, *STAFF, Role.admin)
 # A payee's bank account: the resident, the village worker who helps them, officers.
 ACCOUNT_KEEPERS = (Role.resident, Role.village_worker, *OFFICERS)
+# Who pulls the bulk exports: officers, the admin and the health bureau's system.
+EXPORTERS = (*OFFICERS, Role.admin, Role.bureau_system)
 
 POLICY = AccessPolicy(
     {
         # The catalogue is for the people who apply and decide; the bureau's system reaches
-        # only its integration and report routes, the auditor only the audit trail.
+        # only its integration, report and export routes, the auditor only the audit trail.
         "GET /api/v1/programs": rule(Scope.open, READERS),
         # Checked against the region of the person named (or of the facts stated).
         "POST /api/v1/eligibility/check": rule(Scope.region, STAFF, Role.admin, person_record=True),
@@ -71,6 +73,9 @@ POLICY = AccessPolicy(
         "GET /api/v1/claims/{claim_id}": rule(Scope.region, READERS, person_record=True),
         "POST /api/v1/claims/{claim_id}/approve": rule(Scope.region, OFFICERS, person_record=True),
         "POST /api/v1/claims/{claim_id}/reject": rule(Scope.region, OFFICERS, person_record=True),
+        # Bulk exports for the county health bureau (shared/exports.py, docs/exports.md).
+        "GET /api/v1/exports/enrollments": rule(Scope.listing, EXPORTERS, person_record=True),
+        "GET /api/v1/exports/payments": rule(Scope.listing, EXPORTERS, person_record=True),
     }
 )
 

@@ -28,6 +28,8 @@ REVIEWERS = (Role.village_worker, Role.township_officer, Role.county_officer, Ro
 
 RESIDENT_OR_STAFF = (Role.resident, *LOCAL_STAFF)
 REVOKERS = (Role.township_officer, Role.county_officer, Role.admin)
+# Who pulls the bulk exports: officers, the admin and the health bureau's system.
+EXPORTERS = (Role.township_officer, Role.county_officer, Role.admin, Role.bureau_system)
 
 # "METHOD /path": who, and how the record is confined (shared.access.Scope).
 POLICY = AccessPolicy(
@@ -90,6 +92,9 @@ POLICY = AccessPolicy(
         "POST /api/v1/integrations/hospital-events": rule(
             Scope.region, Role.bureau_system, person_record=True
         ),
+        # Bulk exports for the county health bureau (shared/exports.py, docs/exports.md).
+        "GET /api/v1/exports/persons": rule(Scope.listing, EXPORTERS, person_record=True),
+        "GET /api/v1/exports/certificates": rule(Scope.listing, EXPORTERS, person_record=True),
     }
 )
 

@@ -21,9 +21,11 @@ TASK_READ = (Role.resident, *STAFF_READ)
 BOOKERS = (Role.resident, Role.village_agent, Role.village_worker, *STATION)
 # Who carries a phone with tasks on it (offline sync).
 FIELD = (Role.village_worker, Role.township_officer)
-# Everyone visits serves or employs. Not the bureau's system (it calls only its integration and
-# report routes, and visits has none) nor the auditor (it reads the audit trail, nothing else).
+# Everyone visits serves or employs. Not the bureau's system (it calls only its integration,
+# report and export routes) nor the auditor (it reads the audit trail, nothing else).
 PEOPLE = tuple(r for r in Role if r not in (Role.bureau_system, Role.auditor))
+# Who pulls the bulk export: officers, the admin and the health bureau's system.
+EXPORTERS = (*STATION, Role.admin, Role.bureau_system)
 
 POLICY = AccessPolicy(
     {
@@ -65,6 +67,8 @@ POLICY = AccessPolicy(
         "POST /api/v1/admin/sweeps/tasks": rule(Scope.system, Role.admin),
         "POST /api/v1/admin/sweeps/plans": rule(Scope.system, Role.admin),
         "POST /api/v1/admin/reminders": rule(Scope.system, Role.admin),
+        # Bulk export for the county health bureau (shared/exports.py, docs/exports.md).
+        "GET /api/v1/exports/visits": rule(Scope.listing, EXPORTERS, person_record=True),
     }
 )
 
