@@ -180,6 +180,12 @@ class Settings(BaseSettings):
     # notify: let webhooks go to http, IP literals and loopback or private addresses
     # (development receivers); production refuses it.
     notify_webhook_allow_private: bool = False
+    # notify's outbound event feed (docs/event-feed.md): POSTs at once per loop, the attempts
+    # before a delivery is dead, and the exponential backoff with full jitter between them.
+    notify_feed_concurrency: int = Field(default=8, ge=1)
+    notify_feed_max_attempts: int = Field(default=10, ge=1)
+    notify_feed_backoff_base_seconds: float = Field(default=10, gt=0)
+    notify_feed_backoff_cap_seconds: float = Field(default=3600, gt=0)
 
     # Where each service answers, for the calls one service makes to another's API (the
     # monthly report's fan-in). Unset: http://<host>:<port> of `lingju run`.

@@ -57,6 +57,7 @@ TITLES: dict[str, tuple[str, str]] = {
     "no_webhook": ("未登记回调地址", "No webhook registered"),
     "webhook_url_forbidden": ("不允许的回调地址", "Webhook URL not allowed"),
     "webhook_url_unresolvable": ("回调地址无法解析", "Webhook host does not resolve"),
+    "unknown_event_type": ("未知的事件类型", "Unknown event type"),
     "family_exists": ("这对夫妻已登记为家庭", "Couple already registered as a family"),
     "child_already_linked": ("该子女已在此家庭中", "Child already linked to this family"),
     "duplicate_birth": ("该出生已登记", "Birth already registered"),

@@ -61,11 +61,13 @@ async def test_changed_stream_and_consumer_declarations_are_applied(
                 "lingju.registry.person.registered",
                 "lingju.registry.person.updated",
             ]
-            # notify takes from each stream what it tells someone about (routing.toml).
+            # notify takes every type each stream carries: what it tells someone about
+            # (routing.toml), and all of it for the outbound event feed (docs/event-feed.md).
             notify = await js.consumer_info("BENEFITS", "notify")
             assert sorted(notify.config.filter_subjects or []) == [
                 "lingju.benefits.claim.decided",
                 "lingju.benefits.enrollment.activated",
+                "lingju.benefits.enrollment.created",
                 "lingju.benefits.enrollment.ended",
                 "lingju.benefits.enrollment.resumed",
                 "lingju.benefits.enrollment.suspended",
@@ -79,6 +81,10 @@ async def test_changed_stream_and_consumer_declarations_are_applied(
                 "lingju.registry.application.overdue",
                 "lingju.registry.certificate.issued",
                 "lingju.registry.certificate.revoked",
+                "lingju.registry.child.born",
+                "lingju.registry.family.child_linked",
+                "lingju.registry.family.registered",
+                "lingju.registry.person.died",
                 "lingju.registry.person.registered",
                 "lingju.registry.person.updated",
             ]
@@ -89,8 +95,10 @@ async def test_changed_stream_and_consumer_declarations_are_applied(
                 "lingju.visits.appointment.reminder",
                 "lingju.visits.appointment.rescheduled",
                 "lingju.visits.assignment.changed",
+                "lingju.visits.procedure.recorded",
                 "lingju.visits.task.due",
                 "lingju.visits.task.overdue",
+                "lingju.visits.visit.recorded",
             ]
             assert consumer.config.max_deliver == stack.settings.consumer_max_deliver + 1
             assert consumer.config.ack_wait == stack.settings.consumer_ack_wait_seconds

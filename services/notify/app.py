@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.notify.api import inbox, notifications, preferences, staff, templates
+from services.notify.api import feed, inbox, notifications, preferences, staff, templates
 from services.notify.api.access import POLICY
 from services.notify.digests import run_digests
 from services.notify.dispatcher import run_dispatcher
 from services.notify.events import HANDLERS, routing
+from services.notify.feed import run_feed_dispatcher
 from services.notify.models import KERNEL, metadata
 from services.notify.providers import build_providers
 from services.notify.reports import compute as indicators
@@ -28,10 +29,11 @@ SPEC = ServiceSpec(
         preferences.router,
         staff.router,
         templates.router,
+        feed.router,
     ],
     handlers=HANDLERS,
     indicators=indicators,
-    workers=[run_dispatcher, run_digests],
+    workers=[run_dispatcher, run_digests, run_feed_dispatcher],
 )
 
 

@@ -22,7 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from services.notify import templates
+from services.notify import feed, templates
 from services.notify.domain import preferences as prefs
 from services.notify.domain.routing import (
     Category,
@@ -49,6 +49,7 @@ from services.notify.views import VIEWS
 from shared.crypto import EVENT_PHONE_CONTEXT
 from shared.db import dialect_insert, utcnow
 from shared.events import CloudEvent
+from shared.events.consumer import Handler
 from shared.events.envelope import ConsumedData
 from shared.events.outbox import UnitOfWork
 from shared.readmodel import apply_copy
@@ -322,8 +323,26 @@ def new_delivery(
     )
 
 
-HANDLERS = {
+def with_feed(handler: Handler | None) -> Handler:
+    """``handler`` (if any), then the event feed's fan-out, in the same transaction."""
+
+    async def handle(uow: UnitOfWork, event: CloudEvent) -> None:
+        if handler is not None:
+            await handler(uow, event)
+        await feed.fan_out(uow, event)
+
+    handle.__name__ = getattr(handler, "__name__", "feed_only")
+    return handle
+
+
+_OWN: dict[str, Handler] = {
     "lingju.registry.person.registered": on_person_contact,
     "lingju.registry.person.updated": on_person_contact,
     **{event_type: on_routed_event for event_type in routing().routes},
+}
+# Every type Lingju publishes reaches notify (its durable consumers' filter subjects follow
+# these keys), so the event feed can pass on any of them.
+HANDLERS: dict[str, Handler] = {
+    event_type: with_feed(_OWN.get(event_type))
+    for event_type in sorted({*_OWN, *feed.publishable_event_types()})
 }

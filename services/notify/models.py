@@ -48,6 +48,9 @@ STAFF_WEBHOOK_URL = "notify.staff_contacts.webhook_url"
 STAFF_WEBHOOK_SECRET = "notify.staff_contacts.webhook_secret"
 STAFF_WEBHOOK_PREVIOUS_SECRET = "notify.staff_contacts.webhook_previous_secret"
 DELIVERY_ADDRESS = "notify.deliveries.address"
+FEED_URL = "notify.feed_subscriptions.url"
+FEED_SECRET = "notify.feed_subscriptions.secret"
+FEED_PREVIOUS_SECRET = "notify.feed_subscriptions.previous_secret"
 
 ENCRYPTED_COLUMNS: tuple[EncryptedColumn, ...] = (
     EncryptedColumn("contacts", "phone_enc", CONTACT_PHONE, key="person_id"),
@@ -63,6 +66,9 @@ ENCRYPTED_COLUMNS: tuple[EncryptedColumn, ...] = (
         key="sub",
     ),
     EncryptedColumn("deliveries", "address_enc", DELIVERY_ADDRESS),
+    EncryptedColumn("feed_subscriptions", "url_enc", FEED_URL),
+    EncryptedColumn("feed_subscriptions", "secret_enc", FEED_SECRET),
+    EncryptedColumn("feed_subscriptions", "previous_secret_enc", FEED_PREVIOUS_SECRET),
 )
 # skipped: an important message's SMS that was waiting for the inbox copy to be read, and it was.
 DELIVERY_STATUSES = ("queued", "sending", "sent", "delivered", "failed", "skipped")
@@ -275,3 +281,76 @@ class DigestItem(Base, table=True):
     line: str = Field(max_length=300)
     created_at: datetime = _ts()
     sent_at: datetime | None = _ts(nullable=True)  # when its digest was made
+
+
+# -- the outbound event feed (feed.py) -----------------------------------------------------------
+
+# failed: the retry budget is spent or the receiver is gone (dead); the API puts it back.
+FEED_STATUSES = ("queued", "sending", "delivered", "failed")
+
+
+class FeedSubscription(Base, table=True):
+    """A system's webhook for the event types it wants (the county health bureau's, say)."""
+
+    __tablename__ = "feed_subscriptions"
+    __table_args__ = (Index("ix_feed_subscriptions_owner", "owner", "created_at", "id"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    owner: str = Field(max_length=80)  # the token's sub that registered it
+    url_enc: str = Field(max_length=1000)
+    # After a rotation the secret before also signs until ``previous_secret_until``.
+    secret_enc: str = Field(max_length=300)
+    previous_secret_enc: str | None = Field(default=None, max_length=300)
+    previous_secret_until: datetime | None = _ts(nullable=True)
+    event_types: list[str] = Field(default_factory=list, sa_type=JSON)
+    active: bool = True
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class FeedDelivery(Base, table=True):
+    """One event for one subscription: queued -> sending -> delivered, or failed (dead)."""
+
+    __tablename__ = "feed_deliveries"
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "event_id", name="uq_feed_deliveries_once"),
+        Index("ix_feed_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_feed_deliveries_subscription", "subscription_id", "created_at", "id"),
+        CheckConstraint(
+            "status IN ('queued', 'sending', 'delivered', 'failed')",
+            name="ck_feed_deliveries_status",
+        ),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    subscription_id: str = Field(max_length=36, foreign_key="feed_subscriptions.id")
+    event_id: str = Field(max_length=36)
+    event_type: str = Field(max_length=100)
+    payload: dict[str, Any] = Field(sa_type=JSON)  # the CloudEvent as published
+    status: str = Field(max_length=12)
+    attempts: int = 0
+    next_attempt_at: datetime | None = _ts(nullable=True)
+    lease_until: datetime | None = _ts(nullable=True)  # a sender holds it until then
+    last_error: str | None = Field(default=None, max_length=1000)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+    delivered_at: datetime | None = _ts(nullable=True)
+    failed_at: datetime | None = _ts(nullable=True)
+
+
+class FeedAttempt(Base, table=True):
+    """One POST of a feed delivery: the delivery log the subscriber reads."""
+
+    __tablename__ = "feed_attempts"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: int | None = Field(
+        default=None, primary_key=True, sa_type=BigInteger().with_variant(Integer, "sqlite")
+    )
+    delivery_id: str = Field(max_length=36, foreign_key="feed_deliveries.id", index=True)
+    started_at: datetime = _ts()
+    duration_ms: int = 0
+    # delivered | timeout | unavailable | rate_limited | rejected | recipient_rejected
+    outcome: str = Field(max_length=20)
+    http_status: int | None = None
+    error: str | None = Field(default=None, max_length=500)

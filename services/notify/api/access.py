@@ -28,6 +28,9 @@ BINDERS = (
 )
 OFFICERS = (Role.township_officer, Role.county_officer, Role.admin)
 KEEPERS = (Role.county_officer, Role.admin)
+# The event feed's subscribers: a system manages its own subscriptions (owner = its token's
+# sub, checked in the routes), an admin all of them.
+FEEDERS = (Role.bureau_system, Role.admin)
 
 POLICY = AccessPolicy(
     {
@@ -54,6 +57,16 @@ POLICY = AccessPolicy(
         "GET /api/v1/templates/{code}": rule(Scope.open, KEEPERS),
         "PUT /api/v1/templates/{code}": rule(Scope.system, Role.admin),
         "POST /api/v1/templates/{code}/preview": rule(Scope.open, KEEPERS),
+        "POST /api/v1/feed/subscriptions": rule(Scope.open, FEEDERS),
+        "GET /api/v1/feed/subscriptions": rule(Scope.listing, FEEDERS),
+        "GET /api/v1/feed/subscriptions/{subscription_id}": rule(Scope.region, FEEDERS),
+        "PATCH /api/v1/feed/subscriptions/{subscription_id}": rule(Scope.region, FEEDERS),
+        "DELETE /api/v1/feed/subscriptions/{subscription_id}": rule(Scope.region, FEEDERS),
+        "POST /api/v1/feed/subscriptions/{subscription_id}/secret/rotate": rule(
+            Scope.region, FEEDERS
+        ),
+        "GET /api/v1/feed/subscriptions/{subscription_id}/deliveries": rule(Scope.listing, FEEDERS),
+        "POST /api/v1/feed/deliveries/{delivery_id}/retry": rule(Scope.region, FEEDERS),
     }
 )
 

@@ -42,11 +42,14 @@ class OutgoingMessage:
     payload: dict[str, object] | None = None  # webhook: the JSON body to post
     # webhook: the recipient's signing secrets, newest first (two during a rotation's grace).
     signing_secrets: tuple[str, ...] = ()
+    # webhook: headers besides the signature's (the event feed's X-Lingju-Event-Type).
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Accepted:
     provider_message_id: str | None
+    http_status: int | None = None  # the receiver's answer, where the log keeps it (webhooks)
 
 
 class SendError(Exception):

@@ -74,6 +74,7 @@ class WebhookProvider(HttpProvider):
         ).encode()
         headers = {
             "Content-Type": "application/json",
+            **message.headers,
             DELIVERY_HEADER: message.delivery_id,
             **signed_headers(list(message.signing_secrets), body),
         }
@@ -88,7 +89,7 @@ class WebhookProvider(HttpProvider):
         response = await self._request("POST", str(target), content=body, headers=headers, **extra)
         status = response.status_code
         if response.is_success:
-            return Accepted(None)
+            return Accepted(None, http_status=status)
         if status == 410:
             raise SendError("recipient_rejected", "webhook: HTTP 410 Gone", http_status=status)
         raise self._status_error(response) or SendError(

@@ -62,7 +62,8 @@ def outside_tokens(stack: InProcessStack, resident: str) -> dict[Role, Headers]:
         Role.village_worker: stack.auth("village_worker", OTHER_VILLAGE, sub="worker-away"),
         Role.township_officer: stack.auth("township_officer", OTHER_TOWNSHIP, sub="town-away"),
         Role.county_officer: stack.auth("county_officer", OTHER_COUNTY, sub="county-away"),
-        Role.bureau_system: stack.auth("bureau_system", OTHER_COUNTY, sub=BUREAU),
+        # Another system: the event feed's subscriptions are their owner's (the token's sub).
+        Role.bureau_system: stack.auth("bureau_system", OTHER_COUNTY, sub="bureau-away"),
         Role.auditor: stack.auth("auditor", OTHER_COUNTY, sub="auditor-away"),
     }
 
@@ -92,6 +93,17 @@ async def test_every_route_role_and_region_is_held_to_the_policy(
             headers=admin,
         )
         assert r.status_code == 201, r.text
+
+    # The bureau's event feed: one subscription to certificates (its delivery is the retry
+    # route's record), two more for the bureau's and the admin's DELETE.
+    bureau = inside_tokens(stack, "nobody")[Role.bureau_system]
+    feed = {"url": fake.webhook_url("feed"), "event_types": ["lingju.registry.certificate.issued"]}
+    subscriptions = []
+    for _ in range(3):
+        r = await stack.notify.post("/api/v1/feed/subscriptions", json=feed, headers=bureau)
+        assert r.status_code == 201, r.text
+        subscriptions.append(r.json()["id"])
+    subscription = subscriptions[0]
 
     # One application waits at the village, one at the township; both run out of time. A third
     # is issued: its holders and the agent are told.
@@ -126,6 +138,15 @@ async def test_every_route_role_and_region_is_held_to_the_policy(
         return got
 
     inboxes = await eventually(all_told, within=30)
+
+    async def fed() -> str:
+        r = await stack.notify.get(
+            f"/api/v1/feed/subscriptions/{subscription}/deliveries", headers=bureau
+        )
+        (delivery,) = r.json()["items"]
+        return str(delivery["id"])
+
+    feed_delivery = await eventually(fed, within=30)
     messages = {role: [m["id"] for m in items] for role, items in inboxes.items()}
     r = await stack.notify.get(
         "/api/v1/notifications",
@@ -165,6 +186,8 @@ async def test_every_route_role_and_region_is_held_to_the_policy(
             "sub": WORKER,
             "code": "certificate_issued",
             "dead_letter_id": "00000000-0000-0000-0000-000000000000",
+            "subscription_id": subscription,
+            "delivery_id": feed_delivery,
         },
         # The spouse is told of the same certificate: a message of their own, not the mother's.
         inside=inside,
@@ -172,7 +195,11 @@ async def test_every_route_role_and_region_is_held_to_the_policy(
         params_for={
             "POST /api/v1/inbox/{message_id}/read": {
                 role: {"message_id": ids[0]} for role, ids in messages.items()
-            }
+            },
+            "DELETE /api/v1/feed/subscriptions/{subscription_id}": {
+                Role.bureau_system: {"subscription_id": subscriptions[1]},
+                Role.admin: {"subscription_id": subscriptions[2]},
+            },
         },
         bodies={
             "PUT /api/v1/preferences/{category}": {"channels_off": ["wechat"]},
@@ -188,6 +215,8 @@ async def test_every_route_role_and_region_is_held_to_the_policy(
             },
             "POST /api/v1/templates/{code}/preview": {"values": {}},
             "POST /api/v1/receipts/{provider}": [],  # Aliyun's format: a list of reports
+            "POST /api/v1/feed/subscriptions": feed,
+            "PATCH /api/v1/feed/subscriptions/{subscription_id}": {"active": True},
         },
         queries={"POST /api/v1/receipts/{provider}": {"token": RECEIPT_TOKEN}},
         markers={
@@ -200,6 +229,8 @@ async def test_every_route_role_and_region_is_held_to_the_policy(
             "GET /api/v1/preferences": [QUIET_START],
             "GET /api/v1/notifications": [notification["id"]],
             "GET /api/v1/staff-contacts": [WORKER],
+            "GET /api/v1/feed/subscriptions": [subscription],
+            "GET /api/v1/feed/subscriptions/{subscription_id}/deliveries": [feed_delivery],
         },
         no_outside={
             key: "the record is the caller's own, found by the token: no other's can be named"
