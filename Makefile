@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint format migrate clean bootstrap bench
+.PHONY: run demo test lint format migrate clean bootstrap bench
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Lingju needs Python 3.11 or newer")'
@@ -21,6 +21,9 @@ bootstrap: $(STAMP)
 
 run: bootstrap  ## start nats-server and the four services on SQLite (Ctrl-C stops all)
 	$(BIN)/lingju run
+
+demo: bootstrap  ## like `make run`, and first seed a demo county of 5,000 residents through the APIs (skipped once seeded)
+	$(BIN)/lingju run --demo 5000
 
 test: bootstrap lint  ## the whole suite, on SQLite and (when reachable) PostgreSQL
 	$(BIN)/pytest

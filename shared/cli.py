@@ -226,11 +226,23 @@ class _RichBar:
 
 
 @app.command()
-def run() -> None:
+def run(
+    demo: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            metavar="RESIDENTS",
+            help="seed a demo county of about this many residents through the APIs once the "
+            "services are ready (skipped if this data directory already has it)",
+        ),
+    ] = 0,
+) -> None:
     """Start nats-server (unless LINGJU_NATS_URL is set) and the four services; Ctrl-C stops all."""
     from shared.devstack import run_forever
 
-    run_forever()
+    if demo and Settings().env == "production":
+        raise typer.BadParameter("the demo county uses development tokens: refused in production")
+    run_forever(demo_residents=demo)
 
 
 if __name__ == "__main__":

@@ -210,7 +210,9 @@ class Stack:
             self.nats.stop()
 
 
-def run_forever() -> None:
+def run_forever(demo_residents: int = 0) -> None:
+    """Start the stack and keep it running; with ``demo_residents``, seed the demo county
+    (shared/demo.py) through the APIs once every service is ready."""
     settings = Settings()
     stack = Stack(settings)
 
@@ -234,6 +236,17 @@ def run_forever() -> None:
             "--region 330102001[/bold]\n"
             "Walk-through: README.md. Press Ctrl-C to stop everything."
         )
+        if demo_residents:
+            import asyncio
+
+            from shared.demo import DemoError, seed_over_http
+
+            urls = {name: stack.url(name) for name in SERVICES}
+            try:
+                asyncio.run(seed_over_http(urls, settings, demo_residents, console))
+                console.print("Demo county ready. Press Ctrl-C to stop everything.")
+            except DemoError as e:  # the services keep running: what was seeded stays
+                console.print(f"[red]The demo county was not finished: {e}[/red]")
         while True:
             for name, proc in stack.procs.items():
                 if proc.poll() is not None:
