@@ -24,8 +24,9 @@ import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from fastapi import Query
 from pydantic import BaseModel, Field
 
 from shared.clock import SHANGHAI
@@ -252,6 +253,19 @@ Compute = Callable[[Any, ReportScope], Awaitable[list[IndicatorValue]]]
 
 
 # -- the request ----------------------------------------------------------------------------
+
+# The query parameters of every report route (a service's indicators, the monthly report).
+RegionQuery = Annotated[
+    str | None,
+    Query(
+        pattern=r"^(\d{6}|\d{9}|\d{12})$",
+        description="County (6 digits), township (9) or village (12); default yours",
+    ),
+]
+MonthQuery = Annotated[
+    str | None, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM; default this month")
+]
+FormatQuery = Annotated[str, Query(pattern="^(json|csv)$")]
 
 
 def report_scope(

@@ -38,7 +38,15 @@ from shared.inflight import InFlight
 from shared.limits import BodySizeLimit
 from shared.observability import ServiceMetrics, configure_logging, install_http_observability
 from shared.pagination import MAX_LIMIT, Page, cursor_time, decode_cursor, encode_cursor
-from shared.reports import Compute, IndicatorReport, report_csv, report_scope
+from shared.reports import (
+    Compute,
+    FormatQuery,
+    IndicatorReport,
+    MonthQuery,
+    RegionQuery,
+    report_csv,
+    report_scope,
+)
 from shared.tables import KernelTables
 
 log = logging.getLogger("lingju.service")
@@ -310,17 +318,9 @@ def _reports_router(policy: AccessPolicy) -> APIRouter:
     async def indicators(
         request: Request,
         rt: RuntimeDep,
-        region: Annotated[
-            str | None,
-            Query(
-                pattern=r"^(\d{6}|\d{9}|\d{12})$",
-                description="County (6 digits), township (9) or village (12); default yours",
-            ),
-        ] = None,
-        month: Annotated[
-            str | None, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM; default this month")
-        ] = None,
-        format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
+        region: RegionQuery = None,
+        month: MonthQuery = None,
+        format: FormatQuery = "json",
         principal: Principal = caller,
     ) -> Response:
         scope = report_scope(principal.region_scope(), region, month, rt.clock.today())

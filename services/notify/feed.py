@@ -40,7 +40,7 @@ from services.notify.models import (
 )
 from services.notify.providers.base import Accepted, OutgoingMessage, SendError
 from services.notify.providers.webhook import WebhookProvider
-from services.notify.sealed import unseal
+from services.notify.sealed import secrets_in_force, unseal
 from shared.config import Settings
 from shared.crypto import FieldCipher
 from shared.db import Database, dialect_insert, utcnow
@@ -118,16 +118,14 @@ async def fan_out(uow: UnitOfWork, event: CloudEvent) -> int:
 
 
 def signing_secrets(sub: FeedSubscription, cipher: FieldCipher, now: datetime) -> tuple[str, ...]:
-    """The subscription's secret, and the one before while the rotation's grace lasts."""
-    current = unseal(cipher, sub.secret_enc, FEED_SECRET)
-    if current is None:
-        return ()
-    until = sub.previous_secret_until
-    if until is not None and now < until:
-        previous = unseal(cipher, sub.previous_secret_enc, FEED_PREVIOUS_SECRET)
-        if previous:
-            return (current, previous)
-    return (current,)
+    """The subscription's secrets at ``now`` (sealed.secrets_in_force)."""
+    return secrets_in_force(
+        cipher,
+        (sub.secret_enc, FEED_SECRET),
+        (sub.previous_secret_enc, FEED_PREVIOUS_SECRET),
+        sub.previous_secret_until,
+        now,
+    )
 
 
 # -- dispatch ------------------------------------------------------------------------------------

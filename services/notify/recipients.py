@@ -25,7 +25,7 @@ from services.notify.models import (
     person_key,
     staff_key,
 )
-from services.notify.sealed import unseal
+from services.notify.sealed import secrets_in_force, unseal
 from shared.auth import Principal, Role
 from shared.crypto import FieldCipher
 from shared.events.consumer import RetryLater
@@ -75,17 +75,14 @@ def staff_recipient(c: StaffContact, cipher: FieldCipher) -> Recipient:
 
 
 def signing_secrets(c: StaffContact, cipher: FieldCipher, now: datetime) -> tuple[str, ...]:
-    """The secrets a webhook to ``c`` is signed with at ``now``: its own, and the one before
-    while the rotation's grace lasts (the receiver may not have switched yet)."""
-    current = unseal(cipher, c.webhook_secret_enc, STAFF_WEBHOOK_SECRET)
-    if current is None:
-        return ()
-    until = c.webhook_previous_secret_until
-    if until is not None and now < until:
-        previous = unseal(cipher, c.webhook_previous_secret_enc, STAFF_WEBHOOK_PREVIOUS_SECRET)
-        if previous:
-            return (current, previous)
-    return (current,)
+    """The secrets a webhook to ``c`` is signed with at ``now`` (sealed.secrets_in_force)."""
+    return secrets_in_force(
+        cipher,
+        (c.webhook_secret_enc, STAFF_WEBHOOK_SECRET),
+        (c.webhook_previous_secret_enc, STAFF_WEBHOOK_PREVIOUS_SECRET),
+        c.webhook_previous_secret_until,
+        now,
+    )
 
 
 async def resolve(

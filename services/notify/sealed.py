@@ -6,6 +6,7 @@ unit of work, use ``cipher_of(uow.settings)``: the same keys, built once per key
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import lru_cache
 
 from shared.config import Settings
@@ -28,3 +29,23 @@ def seal(cipher: FieldCipher, value: str | None, context: str) -> str | None:
 
 def unseal(cipher: FieldCipher, token: str | None, context: str) -> str | None:
     return cipher.decrypt(token, context=context) if token else None
+
+
+def secrets_in_force(
+    cipher: FieldCipher,
+    current: tuple[str | None, str],
+    previous: tuple[str | None, str],
+    previous_until: datetime | None,
+    now: datetime,
+) -> tuple[str, ...]:
+    """The secrets a webhook is signed with at ``now`` (each given as (sealed value, context)):
+    the current one, and the one before while a rotation's grace lasts (the receiver may not
+    have switched yet). Staff webhooks and event-feed subscriptions rotate alike."""
+    secret = unseal(cipher, *current)
+    if secret is None:
+        return ()
+    if previous_until is not None and now < previous_until:
+        before = unseal(cipher, *previous)
+        if before:
+            return (secret, before)
+    return (secret,)

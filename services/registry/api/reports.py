@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel
 
@@ -22,7 +21,14 @@ from services.registry.api.access import Caller
 from shared.config import SERVICES
 from shared.db import utcnow
 from shared.errors import Problem
-from shared.reports import IndicatorReport, report_csv, report_scope
+from shared.reports import (
+    FormatQuery,
+    IndicatorReport,
+    MonthQuery,
+    RegionQuery,
+    report_csv,
+    report_scope,
+)
 from shared.service import Runtime, RuntimeDep
 
 log = logging.getLogger("lingju.registry.reports")
@@ -69,17 +75,9 @@ async def monthly_report(
     request: Request,
     rt: RuntimeDep,
     principal: Caller,
-    region: Annotated[
-        str | None,
-        Query(
-            pattern=r"^(\d{6}|\d{9}|\d{12})$",
-            description="County (6 digits), township (9) or village (12); default yours",
-        ),
-    ] = None,
-    month: Annotated[
-        str | None, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM; default this month")
-    ] = None,
-    format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
+    region: RegionQuery = None,
+    month: MonthQuery = None,
+    format: FormatQuery = "json",
 ) -> Response:
     # Checked here first, so a bad request is answered once, not four times.
     scope = report_scope(principal.region_scope(), region, month, rt.clock.today())
